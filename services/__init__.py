@@ -1,0 +1,1 @@
+"""Tocsin's services: ingest, classify, notify, and the embedded dev stack."""
