@@ -1,0 +1,50 @@
+"""Classify's composition root: ``faststream run services.classify.main:create_app --factory``."""
+
+from __future__ import annotations
+
+from faststream.asgi import AsgiFastStream, make_ping_asgi
+
+from schemas import topics
+from services.classify.alert_store import AlertStore
+from services.classify.alerting import AlertEngine, Clock, utcnow
+from services.classify.classifier import Classifier
+from services.classify.handlers import alert_publisher, alerting_subscriber, build_router
+from services.classify.metrics import ClassifyMetrics
+from services.classify.rules import load_rules
+from services.classify.sweeper import Sweeper, partition_owner
+from services.common.broker import make_broker
+from services.common.db import make_engine
+from services.common.lag import ConsumerLag
+from services.common.settings import Settings
+from services.common.telemetry import metrics_app
+
+
+def create_app(settings: Settings | None = None, clock: Clock = utcnow) -> AsgiFastStream:
+    settings = settings or Settings()
+    rules = load_rules(settings.config_dir)
+    metrics = ClassifyMetrics()
+    broker = make_broker(settings, metrics.registry, "classify")
+    store = AlertStore(make_engine(settings.database_url))
+    engine = AlertEngine(store, rules, clock)
+    broker.include_router(build_router(broker, Classifier(), engine, metrics))
+    sweeper = Sweeper(
+        engine,
+        alert_publisher(broker),
+        partition_owner(alerting_subscriber(broker), topics.REPORTS_CLASSIFIED),
+        rules.sweep_every,
+        metrics.alert_published,
+    )
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/healthz", make_ping_asgi(broker, timeout=5.0)),
+            (
+                "/metrics",
+                metrics_app(metrics.registry, ConsumerLag(broker, metrics.registry).refresh),
+            ),
+        ],
+        on_startup=[store.start],
+        after_startup=[sweeper.start],
+        on_shutdown=[sweeper.stop],
+        after_shutdown=[store.close],
+    )

@@ -1,0 +1,288 @@
+"""Countries a report is about: pycountry's names plus a YAML gazetteer (places.yaml) of
+variants, demonyms, capitals, cities and regions, matched case-sensitively in one pass.
+
+Demonyms count half and not at all for ethnic groups ("ethnic Uzbeks", "Uzbek
+communities"): a group named after a country says nothing about where events happen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import pycountry
+import yaml
+
+from services.classify.taxonomy import trie_regex
+
+PlaceKind = Literal["name", "demonym", "city", "court"]
+Hit = tuple[int, int, str]
+"""A gazetteer form found in a text: start, end, the form as written."""
+_WEIGHT: dict[PlaceKind, float] = {"name": 1.0, "demonym": 0.5, "city": 1.0, "court": 1.0}
+_TITLE_WEIGHT = 2.0
+_FIRST_BONUS = 1.5
+"""The first country named (in the title, else the text) is usually the subject."""
+_REFUGE_BEFORE = re.compile(
+    r"\b(?:fled|flee|fleeing|escaped|escaping|crossed|crossing|arrived|arriving|sheltering|"
+    r"sought refuge|taken refuge|refugees)\b[^.;]{0,40}?\b(?:to|into|in)\s+"
+    r"(?:neighbou?ring\s+|the\s+)?$",
+    re.IGNORECASE,
+)
+_SPEAKER_AFTER = re.compile(
+    r"(?:['’]s)?\s+(?:U\.?N\.?\s+)?(?:State Department|Department of (?:State|Defen[cs]e)|"
+    r"Defen[cs]e Department|"
+    r"Embassy|embassy|[Aa]mbassador|[Ee]nvoy|Foreign (?:Ministry|Office|Minister|Secretary)|"
+    r"foreign minister|[Mm]ission to the U|delegation|Treasury)\b"
+)
+"""A country's diplomats or ministries speaking ("the US State Department said") name who
+talks, not where events happen: counted like a place of refuge."""
+_ORIGIN_BEFORE = re.compile(
+    r"\b(?:militias?|militiamen|fighters|gunmen|rebels|troops|forces|soldiers|mercenaries|"
+    r"attackers|assailants|raiders|groups?)\s+from\s+(?:the\s+)?"
+    r"(?:(?:neighbou?ring|[A-Z][\w’'-]*)\s+){0,3}$"
+)
+"""Armed men "from Sudan's neighbouring Darfur region" name where attackers come from, not
+where the attack happens: counted like a place of refuge."""
+_REFUGE_WORDS = ("fled", "flee", "escap", "cross", "arriv", "shelter", "refuge")
+_REFUGE_WEIGHT = 0.5
+"""Where refugees arrive ("fled into neighbouring Chad") is not where the events happen."""
+_DATELINE_SPAN = 60
+_DATELINE_WEIGHT = 0.25
+_DATELINE_BEFORE = re.compile(r"[\s(\[]*(?:[A-Z][\w.'’-]*[\s,/]*){0,3}$")
+_DATELINE_AFTER = re.compile(r"(?:[^\n.]{0,25}\)\s*[-–—:]|\s*/|\s*[-–—]\s|[^\n.]{0,25}\s[-–—]\s)")
+_ETHNIC_BEFORE = re.compile(r"(?:ethnic|ethnically|fellow|minority)\W+(?:\w+\W+)?$", re.I)
+_GROUP_AFTER = re.compile(
+    r"^(?:\W+(?:and|or)\W+\w+)?\W+(?:groups?|communit(?:y|ies)|minorit(?:y|ies)|population|"
+    r"men|women|residents|villages|neighbourhoods|neighborhoods|mahallas?|families|"
+    r"civilians|origin|descent|ethnicity|diaspora)\b",
+    re.I,
+)
+
+
+_SPONSOR_AFTER = re.compile(r"-(?:backed|led|funded|brokered|made|supplied|based|trained|armed)\b")
+"""A "U.S.-backed coalition" names a sponsor, not where events happen."""
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """Surface form (whitespace-collapsed) to (ISO alpha-2, kind), and the compiled matcher."""
+
+    entries: Mapping[str, tuple[str, PlaceKind]]
+    pattern: re.Pattern[str]
+
+    def hits(self, text: str) -> list[Hit]:
+        """Every gazetteer form in text, as (start, end, form), in order."""
+        out = []
+        for m in self.pattern.finditer(text):
+            if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_"):
+                continue  # inside a word: "Osh" in "Gosh"
+            out.append((m.start(), m.end(), m.group()))
+        return out
+
+    def count(
+        self,
+        text: str,
+        *,
+        weight: float = 1.0,
+        courts: set[str] | None = None,
+        hits: list[Hit] | None = None,
+        first: list[str] | None = None,
+    ) -> dict[str, float]:
+        """Weighted mentions per country in text, in order of first mention (datelines and
+        places of refuge come last); ``courts`` collects court-seat countries.
+
+        ``hits``: the forms found by a caller's own scan of ``text`` (the classifier's);
+        ``first`` receives the first country named outright (not by a demonym, dateline,
+        speaker or place of refuge).
+        """
+        scores: dict[str, float] = {}
+        secondary: dict[str, float] = {}  # datelines, places of refuge
+        low = text.lower()
+        refuge = any(word in low for word in _REFUGE_WORDS)  # most reports: no look-behind
+        for start, end, form in self.hits(text) if hits is None else hits:
+            entry = self.entries.get(form) or self.entries.get(" ".join(form.split()))
+            if entry is None:
+                continue
+            code, kind = entry
+            if kind == "demonym" and _is_ethnic(text, start, end):
+                continue
+            if _SPONSOR_AFTER.match(text, end):
+                continue
+            if start < _DATELINE_SPAN and _is_dateline(text, start, end):
+                secondary[code] = secondary.get(code, 0.0) + _DATELINE_WEIGHT * weight
+                continue
+            if (
+                (
+                    refuge
+                    and _after_preposition(text, start)
+                    and _REFUGE_BEFORE.search(text, max(0, start - 60), start)
+                )
+                or _SPEAKER_AFTER.match(text, end)
+                or (
+                    " from " in text[max(0, start - 60) : start]
+                    and _ORIGIN_BEFORE.search(text, max(0, start - 60), start)
+                )
+            ):
+                secondary[code] = secondary.get(code, 0.0) + _REFUGE_WEIGHT * weight
+                continue
+            scores[code] = scores.get(code, 0.0) + _WEIGHT[kind] * weight
+            if first is not None and not first and kind != "demonym":
+                first.append(code)
+            if kind == "court" and courts is not None:
+                courts.add(code)
+        for code, score in secondary.items():
+            scores[code] = scores.get(code, 0.0) + score
+        return scores
+
+
+def _is_dateline(text: str, start: int, end: int) -> bool:
+    """ "(Nairobi, May 9) –", "Barcelona/Gaziantep –", "(New York) –": where the story was
+    filed, which for UN and NGO releases is rarely where it happened."""
+    return bool(_DATELINE_BEFORE.match(text, 0, start) and _DATELINE_AFTER.match(text, end))
+
+
+def _after_preposition(text: str, start: int) -> bool:
+    """What _REFUGE_BEFORE needs right before a place ("into ", "neighbouring "), tested with
+    string methods first: the look-behind search is costly and rarely needed."""
+    before = text[max(0, start - 16) : start]
+    return before[-1:].isspace() and before.rstrip().lower().endswith(_PREPOSITION_ENDS)
+
+
+_PREPOSITION_ENDS = ("to", "in", "neighbouring", "neighboring", "the")
+
+
+def _is_ethnic(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 25) : start].lower()
+    ethnic_word = "ethnic" in before or "fellow" in before or "minority" in before
+    return bool(
+        (ethnic_word and _ETHNIC_BEFORE.search(text, max(0, start - 25), start))
+        or _GROUP_AFTER.match(text[end : end + 40])
+    )
+
+
+def _is_alpha_2(code: str) -> bool:
+    """XK (Kosovo) is user-assigned, so only the others are checked against pycountry."""
+    try:
+        return pycountry.countries.get(alpha_2=code) is not None
+    except LookupError:
+        return False
+
+
+@cache
+def _places_yaml() -> dict[str, Any]:
+    raw = resources.files("services.classify").joinpath("places.yaml").read_text("utf-8")
+    data: dict[str, Any] = yaml.safe_load(raw)
+    return data
+
+
+@cache
+def gazetteer() -> Gazetteer:
+    """pycountry's names, overridden and extended by places.yaml; built once per process."""
+    entries: dict[str, tuple[str, PlaceKind]] = {}
+    for country in pycountry.countries:
+        for attr in ("name", "common_name", "official_name"):
+            name = getattr(country, attr, None)
+            if name and "," not in name and "(" not in name and not name.startswith("the "):
+                entries[name] = (country.alpha_2, "name")
+    data = _places_yaml()
+    sections = (
+        ("names", "name"),
+        ("cities", "city"),
+        ("actors", "city"),
+        ("courts", "court"),
+        ("demonyms", "demonym"),
+    )
+    for section, kind in sections:
+        for code, names in data.get(section, {}).items():
+            if not isinstance(code, str) or (code != "XK" and not _is_alpha_2(code)):
+                raise ValueError(
+                    f"places.yaml {section}.{code!r}: not an ISO 3166-1 alpha-2 code (quote NO)"
+                )
+            for name in names:
+                entries[" ".join(str(name).split())] = (code, kind)  # type: ignore[assignment]
+    pattern = trie_regex(entries, ignore_case=False, word_start=False)
+    return Gazetteer(entries=entries, pattern=pattern)
+
+
+@cache
+def subdivisions() -> dict[str, tuple[str, PlaceKind]]:
+    """pycountry's provinces and states, for reports that name no country, city or leader:
+    only names unique to one country and not ordinary words."""
+    seen: dict[str, set[str]] = {}
+    for sub in pycountry.subdivisions:
+        seen.setdefault(sub.name, set()).add(sub.country_code)
+    known = gazetteer().entries
+    generic = set(_places_yaml().get("not_places", []))
+    entries: dict[str, tuple[str, PlaceKind]] = {}
+    for name, codes in seen.items():
+        if len(codes) != 1 or name in known or len(name) <= 4 or name in generic:
+            continue
+        if "," in name or "(" in name or not name[0].isupper():
+            continue
+        entries[name] = (next(iter(codes)), "city")
+    return entries
+
+
+_CAPITALISED = re.compile(r"[A-Z][\w’'-]*(?:[ \t]+[A-Z][\w’'-]*){0,3}")
+
+
+def _count_subdivisions(text: str) -> dict[str, float]:
+    """Runs of capitalised words looked up whole and in parts: cheaper than a regex over
+    four thousand names, for the few reports that need it."""
+    entries = subdivisions()
+    scores: dict[str, float] = {}
+    for m in _CAPITALISED.finditer(text):
+        words = m.group().split()
+        i = 0
+        while i < len(words):
+            for j in range(len(words), i, -1):
+                entry = entries.get(" ".join(words[i:j]))
+                if entry:
+                    scores[entry[0]] = scores.get(entry[0], 0.0) + 1.0
+                    i = j
+                    break
+            else:
+                i += 1
+    return scores
+
+
+def countries(
+    text: str,
+    *,
+    title: str | None = None,
+    hint: str | None = None,
+    judicial: bool = False,
+    hits: list[Hit] | None = None,
+) -> list[str]:
+    """ISO alpha-2 codes, most cited first (title mentions count double); the hint leads.
+
+    ``judicial``: the report is about a trial, so a named court's seat comes first.
+    ``hits``: gazetteer forms already found in ``text`` by the caller's scan.
+    """
+    gaz = gazetteer()
+    courts: set[str] = set()
+    named: list[str] = []
+    scores = gaz.count(text, courts=courts, hits=hits, first=named)
+    first = named[0] if named else next(iter(scores), None)
+    if title:
+        named_in_title: list[str] = []
+        in_title = gaz.count(title, weight=_TITLE_WEIGHT, courts=courts, first=named_in_title)
+        first = named_in_title[0] if named_in_title else first
+        for code, score in in_title.items():
+            scores[code] = scores.get(code, 0.0) + score
+    if not scores:
+        scores = _count_subdivisions(text + "\n" + (title or ""))
+        first = next(iter(scores), None)
+    if first is not None:
+        scores[first] += _FIRST_BONUS
+    ranked = sorted(scores, key=lambda c: -scores[c])
+    if judicial and courts:
+        ranked = sorted(ranked, key=lambda c: c not in courts)
+    if hint:
+        code = hint.strip().upper()
+        ranked = [code, *(c for c in ranked if c != code)]
+    return ranked

@@ -1,0 +1,152 @@
+"""The three alert rules as pure functions over one fingerprint's windowed events.
+
+No I/O and no clock: a decision depends only on the events and the time of the report being
+judged, so a redelivery, a restart or another replica reaches the same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from schemas.alerts import SupportingReport
+from services.classify.near_duplicates import hashes, similarity
+from services.classify.rules import RuleSet
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    """One report counted toward one fingerprint, as persisted between batches."""
+
+    fingerprint: str
+    report_id: str
+    at: datetime
+    feed_id: str
+    severity: int
+    story: str
+    """Report id of the first near-duplicate in the window: copies of a story share it."""
+    sketch: str | None
+    """The report's near-duplicate key (None from producers that predate it)."""
+    support: SupportingReport
+
+
+@dataclass(frozen=True)
+class Fired:
+    rule: str
+    reason: str
+    events: list[WindowEvent]
+    """The reports that made the rule fire."""
+
+
+class Stories:
+    """Finds the story of a new report among a window's events without comparing it to all.
+
+    Two sketches can only be similar if they share a hash, so the events sharing one with the
+    new sketch are the only candidates. A batch works on an overlay (``parent``) of the cached
+    index, so nothing it adds survives unless the batch is saved.
+    """
+
+    def __init__(self, events: Iterable[WindowEvent] = (), parent: Stories | None = None) -> None:
+        self.parent = parent
+        self._by_hash: dict[int, list[WindowEvent]] = {}
+        for e in events:
+            self.add(e)
+
+    def add(self, event: WindowEvent) -> None:
+        if event.sketch:
+            for h in hashes(event.sketch):
+                self._by_hash.setdefault(h, []).append(event)
+
+    def _candidates(self, h: int) -> list[WindowEvent]:
+        inherited = self.parent._candidates(h) if self.parent else []
+        return inherited + self._by_hash.get(h, [])
+
+    def story_of(
+        self, report_id: str, sketch: str | None, *, since: datetime, min_similarity: float
+    ) -> str:
+        """That of the earliest near-identical event received after ``since``, else its own."""
+        if sketch:
+            candidates = {
+                e.report_id: e for h in hashes(sketch) for e in self._candidates(h) if e.at > since
+            }
+            for e in sorted(candidates.values(), key=lambda e: (e.at, e.report_id)):
+                if similarity(sketch, e.sketch or "") >= min_similarity:
+                    return e.story
+        return report_id
+
+
+def corroborating_feeds(events: Iterable[WindowEvent]) -> int:
+    """How many distinct feeds can each be credited with a distinct story.
+
+    A maximum matching between feeds and stories: one feed's ten copies of a story count once,
+    and ten feeds syndicating one wire story count once too; two feeds with stories of their
+    own count twice.
+    """
+    stories_of: dict[str, set[str]] = {}
+    for e in events:
+        stories_of.setdefault(e.feed_id, set()).add(e.story)
+    owner: dict[str, str] = {}
+
+    def assign(feed: str, tried: set[str]) -> bool:
+        for story in sorted(stories_of[feed]):
+            if story in tried:
+                continue
+            tried.add(story)
+            if story not in owner or assign(owner[story], tried):
+                owner[story] = feed
+                return True
+        return False
+
+    return sum(assign(feed, set()) for feed in sorted(stories_of))
+
+
+def stories(events: Iterable[WindowEvent]) -> int:
+    return len({e.story for e in events})
+
+
+def evaluate(event: WindowEvent, window: Sequence[WindowEvent], rules: RuleSet) -> Fired | None:
+    """The first rule (immediate, corroborated, spike) that holds when ``event`` arrives.
+
+    ``window`` holds the fingerprint's events, ``event`` included; only those received up to
+    ``event.at`` are looked at.
+    """
+    t = event.at
+    imm, cor, spk = rules.immediate, rules.corroborated, rules.spike
+    if imm.enabled and event.severity >= imm.min_severity:
+        return Fired("immediate", f"one report of severity {event.severity}", [event])
+    if cor.enabled and event.severity >= cor.min_severity:
+        recent = [
+            e for e in window if t - cor.window < e.at <= t and e.severity >= cor.min_severity
+        ]
+        feeds = corroborating_feeds(recent)
+        if feeds >= cor.min_feeds:
+            return Fired(
+                "corroborated",
+                f"{feeds} distinct feeds with distinct stories within {_span(cor.window)}",
+                recent,
+            )
+    if spk.enabled and event.severity >= spk.min_severity:
+        counted = [e for e in window if e.severity >= spk.min_severity and e.at <= t]
+        current = [e for e in counted if t - spk.window < e.at]
+        start = t - spk.window - spk.baseline
+        baseline = stories(e for e in counted if start < e.at <= t - spk.window)
+        mean = baseline / spk.baseline_windows
+        now = stories(current)
+        if now >= max(spk.min_count, spk.factor * mean):
+            return Fired(
+                "spike",
+                f"{now} distinct stories within {_span(spk.window)}, against a mean of "
+                f"{mean:.2f} per {_span(spk.window)} over the previous {_span(spk.baseline)}",
+                current,
+            )
+    return None
+
+
+def _span(delta: timedelta) -> str:
+    """A window in rules.yaml's words: "24h", "90m", "45s"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
