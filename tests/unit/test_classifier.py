@@ -1,0 +1,284 @@
+"""The classifier on the seed texts of issue 3, on context cues, and on the dev split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.classification import Classification
+from services.classify import evaluation, places, taxonomy
+from services.classify.classifier import Classifier
+
+SEEDS = Path(__file__).resolve().parents[1] / "data" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+def _seed(classifier: Classifier, name: str) -> Classification:
+    return classifier.classify((SEEDS / f"{name}.txt").read_text("utf-8"), report_id=name)
+
+
+def _ids(result: Classification) -> set[str]:
+    return {m.id for m in result.indicators}
+
+
+def _assert_spans(text: str, result: Classification) -> None:
+    for match in result.indicators:
+        assert match.evidence, match.id
+        for ev in match.evidence:
+            assert text[ev.start : ev.end] == ev.text
+
+
+def test_kyrgyzstan_open_statement(classifier: Classifier) -> None:
+    result = _seed(classifier, "kyrgyzstan-open-statement-2010")
+    assert {
+        "state_incapacity_or_request_for_help",
+        "ethnic_or_religious_targeting",
+        "mass_displacement",
+    } <= _ids(result)
+    assert result.countries[0] == "KG"
+    assert "UZ" not in result.countries[:1]
+    assert result.severity == 3
+    assert (result.casualties.killed, result.casualties.injured, result.casualties.displaced) == (
+        170,
+        2000,
+        275000,
+    )
+    assert result.id == "kyrgyzstan-open-statement-2010"
+    _assert_spans((SEEDS / "kyrgyzstan-open-statement-2010.txt").read_text("utf-8"), result)
+
+
+def test_icg_libya(classifier: Classifier) -> None:
+    result = _seed(classifier, "icg-libya-2011-02-22")
+    assert {"aerial_attack", "attack_on_civilians_by_state_forces"} <= _ids(result)
+    assert result.countries[0] == "LY"
+    assert result.severity == 3
+    _assert_spans((SEEDS / "icg-libya-2011-02-22.txt").read_text("utf-8"), result)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["stanley-foundation-2011-04", "gapw-state-dept-2011", "allies-against-atrocities-2017"],
+)
+def test_policy_pieces_stay_below_warning(classifier: Classifier, name: str) -> None:
+    assert _seed(classifier, name).severity < 2
+
+
+def test_country_hint_leads(classifier: Classifier) -> None:
+    result = classifier.classify("Troops fired on protesters in Benghazi.", country_hint="eg")
+    assert result.countries == ["EG", "LY"]
+
+
+def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
+    result = classifier.classify("Mobs attacked ethnic Uzbeks in Osh, killing 30 civilians.")
+    assert result.countries == ["KG"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Police denied that officers fired on protesters in Tripoli.",
+        "There were no reports of civilians killed in the clashes.",
+        "Twenty years ago, soldiers massacred hundreds of villagers; survivors gathered "
+        "on the anniversary to remember them.",
+        "The striker's attacking display killed off the match as the league leaders scored twice.",
+        "Analysts warned that militias could attack civilians if the talks fail.",
+        "The earthquake killed 300 people and left 10,000 displaced.",
+        "He suffered a heart attack and died.",
+        "The army said an airstrike killed 30 militants at a rebel camp near Idlib.",
+        "Two soldiers were killed when rebels attacked a checkpoint.",
+        "Liverpool massacred Arsenal 5-1 as the striker scored a hat-trick.",
+        "The documentary depicts soldiers massacring villagers.",
+        "Police shot dead a suspected robber, police said.",
+        "Paratroopers practised live fire during a NATO exercise in Norway.",
+        "The tribunal found the commander guilty of the killing of civilians; judges said so.",
+        "Analysts said the board rejected the hostile takeover bid.",
+        "The Oscar-winning film follows a Tutsi family hiding from militias during the genocide.",
+        "Critics praised the novel, which recounts the massacre of villagers by soldiers.",
+        "Prosecutors told the tribunal the militia leader had ordered the rape of women.",
+        "The minister came under fire from the opposition over the budget.",
+        "Heavy floods displaced more than 100,000 people in Bangladesh this week.",
+        "A bus crash killed 30 passengers on the highway, police said.",
+        "The Responsibility to Protect obliges states to protect populations from genocide, "
+        "war crimes and ethnic cleansing.",
+        "Experts warned that the country could slide into ethnic violence if the vote is disputed.",
+        "Voters queued peacefully at polling stations across the country on Sunday.",
+        "Troops took part in a live-fire exercise with attack helicopters near the border.",
+        "The museum exhibition documents the Khmer Rouge killings of the 1970s.",
+        "The cholera outbreak has killed 300 people and displaced families are at risk.",
+        "No one was killed when the militia attacked the empty police post.",
+        "In his speech, the president called for unity and an end to hate speech.",
+        "Thousands of Syrian refugees in Germany have found work, helped by integration courses.",
+        "Police foiled a plot to attack a synagogue, arresting three men.",
+        "Malaria killed 400 children in the region last year, health officials said.",
+        "In the Game of Thrones episode, soldiers massacre the guests at the Red Wedding.",
+        "More than 10,000 refugees returned home to the province this month, the UNHCR said.",
+        "Thousands gathered in Potocari to bury the remains of victims killed by Bosnian Serb "
+        "forces, as families wept over the coffins.",
+        "Survivors lit candles in Kigali as Rwanda began a week of mourning for the more than "
+        "800,000 people slaughtered by Hutu extremists.",
+        "The court heard that soldiers under his command raped women and killed civilians in "
+        "2003; the defendant denies the charges.",
+        "Floods and landslides hit the hills. Police searched for 85 people after rivers burst "
+        "their banks and killed at least 75, police said.",
+        "State police have arrested two men in the fatal shooting of an officer on Thursday.",
+        "Families will remember the victims buried at the memorial. Among them, 2,500 were "
+        "killed by militiamen. The ceremony opens with a walk to remember.",
+        '"We\'re going to have to start killing these people," the radio host said.',
+        "A thematic issue on the Council's agenda, the debate addresses the needs of vulnerable "
+        "populations including refugees and internally displaced persons.",
+        "Established in 1993, the radio called for exterminating the cockroaches and broadcast "
+        "lists of people to be hunted down and killed.",
+    ],
+)
+def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
+    assert classifier.classify(text).severity < 2
+
+
+EVENTS = [
+    ("aerial_attack", "Government helicopters strafed the market in Aleppo, killing 40 civilians."),
+    ("attack_on_civilians_by_state_forces", "Soldiers opened fire on demonstrators on Monday."),
+    ("sexual_violence", "Militiamen raped dozens of women in the village, witnesses said."),
+    ("arbitrary_detention_or_disappearance", "Security forces rounded up hundreds of activists."),
+    ("humanitarian_access_denied", "Armed men blocked aid convoys and looted food supplies."),
+    ("incitement_hate_speech", "A radio host called for the extermination of Tutsi cockroaches."),
+    ("killing_of_civilians", "Gunmen stormed a village and killed 40 people, residents said."),
+    ("armed_group_mobilisation", "Fighters set fire to homes and shot villagers as they fled."),
+    ("aerial_attack", "A drone strike hit a wedding party, killing 20 guests."),
+    ("mass_displacement", "Villages were burned and their Rohingya inhabitants driven out."),
+    (
+        "state_incapacity_or_request_for_help",
+        "The president asked neighbouring countries to send troops.",
+    ),
+    (
+        "state_incapacity_or_request_for_help",
+        "The government said it had lost control of the north.",
+    ),
+    ("killing_of_civilians", "Witnesses saw soldiers rounding up men and executing them."),
+    (
+        "arbitrary_detention_or_disappearance",
+        "Armed groups abducted 300 schoolgirls from a school.",
+    ),
+    (
+        "arbitrary_detention_or_disappearance",
+        "Hundreds disappeared after being detained by police.",
+    ),
+    ("incitement_hate_speech", "Radio stations broadcast messages urging listeners to kill Hutus."),
+    ("killing_of_civilians", "Members of the ruling party's youth league killed 17 villagers."),
+    ("killing_of_civilians", "Gunmen attacked a village. The death toll rose to 50, medics said."),
+    ("killing_of_civilians", "Gunmen left 30 dead in the market town."),
+    (
+        "attack_on_civilians_by_state_forces",
+        "Floods and landslides hit the region. Police opened fire on villagers queuing for "
+        "food and killed 12, witnesses said.",
+    ),
+    (
+        "killing_of_civilians",
+        "Militiamen killed 20 villagers in North Kivu on Monday, witnesses said. Some of them "
+        "took part in the 1994 genocide.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("indicator", "text"), EVENTS)
+def test_indicators_fire_on_events(classifier: Classifier, text: str, indicator: str) -> None:
+    result = classifier.classify(text)
+    assert indicator in _ids(result)
+    # Arrests without violence against civilians are a risk factor: watch, not warning.
+    assert result.severity >= (1 if indicator == "arbitrary_detention_or_disappearance" else 2)
+    _assert_spans(text, result)
+
+
+def test_same_result_each_time(classifier: Classifier) -> None:
+    text = (SEEDS / "icg-libya-2011-02-22.txt").read_text("utf-8")
+    assert classifier.classify(text) == Classifier().classify(text)
+
+
+def test_dev_split_meets_the_issue_targets(classifier: Classifier) -> None:
+    """Regression guard on the split we tune on (held-out is only reported, by make eval)."""
+    reports = evaluation.load("dev")
+    if len(reports) < 50:
+        pytest.skip("dev split not written yet")
+    scores = evaluation.score(
+        reports, lambda r: classifier.classify(r.text, report_id=r.id, title=r.title)
+    ).summary()
+    for key, target in evaluation.TARGETS.items():
+        assert scores[key] >= target, (key, scores[key])
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SEEDS.glob("*.txt")))
+def test_countries_from_the_one_pass_match_the_gazetteer(classifier: Classifier, name: str) -> None:
+    """The classifier finds place names in its own scan; places.py's regex must agree."""
+    text = (SEEDS / f"{name}.txt").read_text("utf-8")
+    assert classifier.classify(text).countries == places.countries(text)
+
+
+def test_a_year_before_2000_is_history(classifier: Classifier) -> None:
+    text = "In 1994, Hutu extremists killed 800,000 Tutsi civilians in a hundred days."
+    result = classifier.classify(text)
+    assert result.severity < 2
+    assert result.casualties.killed is None
+
+
+def test_offsets_survive_letters_whose_lowercase_is_longer(classifier: Classifier) -> None:
+    text = "İSTANBUL’DA ÇATIŞMA. Soldiers killed 5 civilians in Aleppo, witnesses said."
+    result = classifier.classify(text)
+    assert result.severity >= 2
+    _assert_spans(text, result)
+
+
+def test_empty_and_long_reports(classifier: Classifier) -> None:
+    assert classifier.classify("").severity == 0
+    long_text = (SEEDS / "icg-libya-2011-02-22.txt").read_text("utf-8") * 40  # ~80 KB
+    result = classifier.classify(long_text)
+    assert result.severity == 3
+    _assert_spans(long_text, result)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The ceasefire collapsed and 30 civilians were killed by shelling, residents said.",
+        "Gunmen attacked a concert hall, killing 89 people.",
+        "She told the story of how soldiers killed her family in the village last week.",
+        "Mourners buried 40 victims of Sunday's massacre as families paid tribute.",
+        "It was the worst massacre of civilians in the country's history, witnesses said.",
+        "Militias killed 30 civilians at the UN protection of civilians site in Malakal.",
+    ],
+)
+def test_look_alike_cues_do_not_silence_events(classifier: Classifier, text: str) -> None:
+    assert classifier.classify(text).severity >= 2
+
+
+def test_taxonomy_errors_name_the_bad_key() -> None:
+    good: dict[str, Any] = {
+        "concepts": {"kill": ["kill(ed|)"]},
+        "cues": {},
+        "indicators": [
+            {"id": "x", "severity": 2, "risk_factors": [11], "rules": [{"slots": ["kill"]}]}
+        ],
+    }
+    assert taxonomy.parse(good).ids == ("x",)
+    assert taxonomy.expand("kill(ed|ing|) (them|)") == [
+        "killed them", "killed", "killing them", "killing", "kill them", "kill"
+    ]  # fmt: skip
+    bad_concept = {**good, "indicators": [{**good["indicators"][0], "rules": [{"slots": ["x"]}]}]}
+    with pytest.raises(taxonomy.TaxonomyError, match=r"indicators\.x\.rules\[0\]"):
+        taxonomy.parse(bad_concept)
+    bad_factor = {**good, "indicators": [{**good["indicators"][0], "risk_factors": [15]}]}
+    with pytest.raises(taxonomy.TaxonomyError, match=r"indicators\.x\.risk_factors"):
+        taxonomy.parse(bad_factor)
+    assert set(taxonomy.INDICATOR_IDS) >= {"killing_of_civilians", "aerial_attack"}
+
+
+def test_hate_speech_is_watch_until_a_crisis(classifier: Classifier) -> None:
+    calm = "A politician called the minority community cockroaches at a rally."
+    crisis = "During the clashes, a politician called the minority community cockroaches."
+    assert classifier.classify(calm).severity == 1
+    assert classifier.classify(crisis).severity == 3
+    assert {m.id for m in classifier.classify(calm).indicators} == {"incitement_hate_speech"}

@@ -1,0 +1,208 @@
+"""Notify's subscriber and timers on TestKafkaBroker with fake channels and a fake clock
+(the real path is in tests/integration/test_notify_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from schemas import topics
+from schemas.alerts import AlertRaised
+from schemas.deliveries import NotificationSent
+from services.common.settings import Settings
+from services.notify import handlers, tables
+from services.notify.main import create_app
+from services.notify.render import Outgoing
+from services.notify.routing import FocalPoint
+from tests.factories import alert
+from tests.support import write_config
+
+
+class FakeChannel:
+    def __init__(self, name: str, fail: int = 0) -> None:
+        self.name = name
+        self.fail = fail
+        self.sent: list[tuple[str, str]] = []
+
+    def applies(self, focal_point: FocalPoint) -> bool:
+        return True
+
+    async def send(self, a: AlertRaised, focal_point: FocalPoint, out: Outgoing) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionRefusedError("down")
+        self.sent.append((out.notification, focal_point.id))
+
+
+class Clock:
+    now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _run(
+    tmp_path: Path,
+    sqlite_url: str,
+    *alerts: AlertRaised,
+    countries: str = '["*"]',
+    channels: list[FakeChannel] | None = None,
+    clock: Clock | None = None,
+    advance: tuple[float, ...] = (),
+) -> tuple[list[FakeChannel], list[NotificationSent], object]:
+    channels = channels or [FakeChannel("email")]
+    clock = clock or Clock()
+    settings = Settings(
+        config_dir=write_config(tmp_path, countries=countries),
+        database_url=sqlite_url,
+        notify_backoff_base_s=1,
+        notify_backoff_cap_s=4,
+        notify_max_attempts=3,
+    )
+    app = create_app(settings, clock=clock, channels=channels)
+    broker: KafkaBroker = app.state.broker
+    scheduler = app.state.scheduler
+    audit: list[NotificationSent] = []
+
+    @broker.subscriber(topics.DELIVERIES, group_id="audit")
+    async def seen(n: NotificationSent) -> None:
+        audit.append(n)
+
+    await tables.create(scheduler.engine)
+    async with TestKafkaBroker(broker) as br:
+        for a in alerts:
+            await br.publish(a, topics.ALERTS, key=a.fingerprint.encode())
+        await scheduler.tick()
+        for seconds in advance:
+            clock.now += seconds
+            await scheduler.tick()
+    await scheduler.engine.dispose()
+    return channels, audit, app.state.scheduler.metrics
+
+
+async def test_redelivered_alert_is_delivered_once_and_audited(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    [channel], audit, metrics = await _run(tmp_path, sqlite_url, alert(), alert(), alert(version=2))
+    # Critical goes out at once; v2 arrived before the first tick, so one notice carries it.
+    assert channel.sent == [("KG:state_incapacity_or_request_for_help@2", "test-desk")]
+    grouped = {"channel": "email", "reason": "grouped"}
+    assert (
+        metrics.registry.get_sample_value(  # type: ignore[attr-defined]
+            "tocsin_notifications_suppressed_total", grouped
+        )
+        == 1
+    )
+    assert [(n.alert_key, n.outcome, n.kind) for n in audit] == [
+        ("KG:state_incapacity_or_request_for_help@2", "sent", "notice")
+    ]
+
+
+async def test_routing_by_country_and_severity(tmp_path: Path, sqlite_url: str) -> None:
+    [channel], _, _ = await _run(
+        tmp_path,
+        sqlite_url,
+        alert(country="LY"),
+        alert(country="KG", severity=1),
+        alert(country="KG"),
+        countries='["KG", "UZ"]',
+    )
+    assert [k for k, _ in channel.sent] == ["KG:state_incapacity_or_request_for_help@1"]
+
+
+async def test_a_failing_channel_retries_alone_and_never_resends_the_other(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    email, slack = FakeChannel("email", fail=2), FakeChannel("slack")
+    _, audit, metrics = await _run(
+        tmp_path, sqlite_url, alert(), channels=[email, slack], advance=(1, 2, 4)
+    )
+    assert len(email.sent) == 1
+    assert len(slack.sent) == 1
+    assert [(n.channel, n.attempt, n.outcome) for n in audit if n.channel == "email"] == [
+        ("email", 1, "failed"),
+        ("email", 2, "failed"),
+        ("email", 3, "sent"),
+    ]
+    assert (
+        metrics.registry.get_sample_value(  # type: ignore[attr-defined]
+            "tocsin_notifications_failed_total", {"channel": "email", "reason": "connection"}
+        )
+        == 2
+    )
+
+
+async def test_last_attempt_dead_letters_and_counts(tmp_path: Path, sqlite_url: str) -> None:
+    email = FakeChannel("email", fail=99)
+    _, audit, metrics = await _run(
+        tmp_path, sqlite_url, alert(), channels=[email], advance=(4, 4, 4, 4)
+    )
+    assert email.sent == []
+    assert [n.outcome for n in audit] == ["failed", "failed", "deadlettered"]
+    assert (
+        metrics.registry.get_sample_value(  # type: ignore[attr-defined]
+            "tocsin_notifications_total", {"channel": "email", "outcome": "deadlettered"}
+        )
+        == 1
+    )
+
+
+class FlakyScheduler:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def accept(self, alerts: list[AlertRaised]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OSError("database unavailable")
+
+
+async def test_a_failing_database_is_retried_then_the_batch_is_nacked_not_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(handlers.asyncio, "sleep", no_wait)
+    flaky = FlakyScheduler(failures=2)
+    await handlers._store(flaky, [alert()])  # type: ignore[arg-type]
+    assert flaky.calls == 3
+    down = FlakyScheduler(failures=99)
+    with pytest.raises(NackMessage):
+        await handlers._store(down, [alert()])  # type: ignore[arg-type]
+    assert down.calls == handlers.STORE_ATTEMPTS
+
+
+async def test_a_reminder_retrying_when_acknowledged_is_suppressed(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    class FailsReminders(FakeChannel):
+        async def send(self, a: AlertRaised, focal_point: FocalPoint, out: Outgoing) -> None:
+            if out.kind == "repeat":
+                raise ConnectionRefusedError("down")
+            await super().send(a, focal_point, out)
+
+    channel, clock = FailsReminders("email"), Clock()
+    settings = Settings(config_dir=write_config(tmp_path), database_url=sqlite_url)
+    app = create_app(settings, clock=clock, channels=[channel])
+    scheduler = app.state.scheduler
+    await tables.create(scheduler.engine)
+    async with TestKafkaBroker(app.state.broker) as br:
+        await br.publish(alert(), topics.ALERTS)
+        await scheduler.tick()
+        clock.now += 4 * 3600  # repeat_interval: the reminder is queued and fails
+        await scheduler.tick()
+        await scheduler.acknowledge(alert().fingerprint, "someone")
+        clock.now += 3600
+        await scheduler.tick()
+    history = await app.state.ledger.history(alert().fingerprint)
+    await scheduler.engine.dispose()
+    assert channel.sent == [("KG:state_incapacity_or_request_for_help@1", "test-desk")]
+    assert sorted((h["kind"], h["status"]) for h in history) == [
+        ("notice", "sent"),
+        ("repeat", "suppressed"),
+    ]

@@ -1,0 +1,108 @@
+"""Countries from names, variants, cities, leaders and demonyms."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.classify.places import countries
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Violence spread from Osh to Jalalabad.", "KG"),
+        ("Fighting in Misrata and Benghazi continued.", "LY"),
+        ("Shelling hit El Fasher overnight.", "SD"),
+        ("M23 rebels advanced on Goma.", "CD"),
+        ("Gunmen attacked a church in Bangui.", "CF"),
+        ("Troops deployed in Côte d’Ivoire.", "CI"),
+        ("Refugees reached Burma's border.", "MM"),
+        ("The Syrian army shelled the town.", "SY"),
+        ("Gbagbo's forces fired on marchers.", "CI"),
+    ],
+)
+def test_first_country(text: str, first: str) -> None:
+    assert countries(text)[0] == first
+
+
+def test_most_cited_first() -> None:
+    text = "Kyrgyzstan asked Russia for help. Kyrgyzstan's army is overrun in Osh."
+    assert countries(text)[:2] == ["KG", "RU"]
+
+
+def test_hint_leads_and_is_normalised() -> None:
+    assert countries("Clashes in Osh.", hint=" uz ") == ["UZ", "KG"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mobs attacked ethnic Uzbeks in Osh.",
+        "Armed men terrorised Uzbek communities in Osh.",
+        "Fighting between Kyrgyz and Uzbek groups in Osh.",
+    ],
+)
+def test_ethnic_demonyms_make_no_country(text: str) -> None:
+    assert "UZ" not in countries(text)
+
+
+def test_lowercase_common_words_are_not_countries() -> None:
+    assert countries("We ate turkey and chad was there; the car broke down.") == []
+
+
+def test_title_counts_double() -> None:
+    assert (
+        countries("Russia sent envoys. Talks in Moscow.", title="Kyrgyzstan asks for help")[0]
+        == "KG"
+    )
+
+
+def test_sponsor_is_not_the_place() -> None:
+    text = "A U.S.-backed coalition airstrike hit a bus in Saada, Yemen."
+    assert countries(text)[0] == "YE"
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("(Nairobi, May 9, 2024) – Attacks by the RSF in El Geneina killed hundreds.", "SD"),
+        ("Geneva/Kinshasa – Fighting in Goma displaced thousands.", "CD"),
+        ("Kigali, Rwanda – The president lit the flame of remembrance.", "RW"),
+    ],
+)
+def test_a_dateline_is_where_the_story_was_filed(text: str, first: str) -> None:
+    assert countries(text)[0] == first
+
+
+def test_provinces_only_when_nothing_else_names_a_country() -> None:
+    assert countries("Clashes in Lualaba province left 20 dead.") == ["CD"]
+    assert countries("Clashes in Lualaba province, near Zambia, left 20 dead.") == ["ZM"]
+    assert countries("Nothing happened in the Central region.") == []
+
+
+def test_where_refugees_arrive_is_not_where_events_happen() -> None:
+    text = "Thousands of Sudanese refugees crossed into Chad, arriving in Adré after attacks."
+    assert countries(text)[0] == "SD"
+    text = "Rohingya fled to Bangladesh and Cox’s Bazar after the army burned villages in Rakhine."
+    assert countries(text)[0] == "MM"
+
+
+def test_speakers_and_perpetrators_nationality_do_not_lead() -> None:
+    text = "The US State Department said Russian forces killed civilians in Bucha, Ukraine."
+    assert countries(text)[0] == "UA"
+    text = "France’s UN ambassador said Mali asked for help after militants seized Konna."
+    assert countries(text)[0] == "ML"
+
+
+def test_where_attackers_come_from_is_not_where_the_attack_happens() -> None:
+    text = (
+        "An attack on two villages in south-eastern Chad, possibly carried out by Janjaweed "
+        "militias from Sudan’s neighbouring Darfur region, forced 2,000 people to flee."
+    )
+    assert countries(text)[0] == "TD"
+    assert countries("Gunmen attacked villages in Darfur, Sudan.")[0] == "SD"
+
+
+def test_a_nigerian_state_named_after_a_country_is_nigeria() -> None:
+    assert countries("Gunmen killed 21 villagers in Mokwa, Niger State.")[0] == "NG"
+    assert countries("Jihadists killed 20 soldiers in western Niger.")[0] == "NE"
