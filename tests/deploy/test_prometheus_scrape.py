@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import SEEDS, SmtpSink, free_port, wait_until, write_config
+from tests.support import SEEDS, SmtpSink, free_port, service_client, wait_until, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -124,7 +124,7 @@ async def test_prometheus_sees_a_report_pass_every_stage(
     stack: Stack, prometheus_server: Prometheus, smtp_sink: SmtpSink
 ) -> None:
     prom = prometheus_server.url
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with service_client() as client:
 
         async def ready() -> bool:
             assert stack.process.poll() is None, "the stack exited during start-up"
@@ -156,11 +156,16 @@ async def test_prometheus_sees_a_report_pass_every_stage(
             tail = _tail(stack.log.name)
             raise AssertionError(f"{exc}\ntargets: {health}\nstack log:\n{tail}") from None
         text = (SEEDS / "kyrgyzstan-open-statement-2010.txt").read_text()
-        r = await client.post(
-            f"{stack.url('ingest')}/v1/reports",
-            json={"text": text, "title": "Open Statement on Kyrgyzstan", "kind": "official"},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
+        try:
+            r = await client.post(
+                f"{stack.url('ingest')}/v1/reports",
+                json={"text": text, "title": "Open Statement on Kyrgyzstan", "kind": "official"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        except httpx.TransportError as exc:
+            raise AssertionError(
+                f"POST failed: {exc!r}\nstack log:\n{_tail(stack.log.name)}"
+            ) from exc
         assert r.status_code == 202, r.text
         await wait_until(lambda: smtp_sink.messages, 60, "the alert email")
 

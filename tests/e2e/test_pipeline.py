@@ -13,7 +13,16 @@ import httpx
 import pytest
 
 from schemas import topics
-from tests.support import SEEDS, SlackSink, SmtpSink, drained, free_port, wait_until, write_config
+from tests.support import (
+    SEEDS,
+    SlackSink,
+    SmtpSink,
+    drained,
+    free_port,
+    service_client,
+    wait_until,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -89,7 +98,7 @@ async def _ready(client: httpx.AsyncClient, stack: Stack) -> bool:
 async def test_kyrgyzstan_statement_reaches_email_and_slack_commentary_does_not(
     stack: Stack, smtp_sink: SmtpSink, slack_sink: SlackSink
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with service_client() as client:
         await wait_until(lambda: _ready(client, stack), 60, "ingest /readyz")
         await _post(
             client,
