@@ -22,6 +22,7 @@ from schemas import topics
 from services.common.settings import REPO_ROOT
 
 OUT = REPO_ROOT / "var" / "bench" / "latest.json"
+PHASES = ("classifier", "raw", "ingest", "classify", "notify", "e2e")
 
 
 def _say(text: str) -> None:
@@ -37,51 +38,63 @@ def classifier_only(seconds: float) -> float:
 async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     results: dict[str, Any] = {}
     tag = uuid.uuid4().hex[:6]
+    only = set(args.only or PHASES)
 
-    _say(f"classifier alone for {args.classifier_seconds:g}s")
-    results["classifier_only_reports_per_s"] = classifier_only(args.classifier_seconds)
+    if "classifier" in only:
+        _say(f"classifier alone for {args.classifier_seconds:g}s")
+        results["classifier_only_reports_per_s"] = classifier_only(args.classifier_seconds)
+    if only == {"classifier"}:
+        return results
 
     _say("starting the stack")
     await stack.start()
     _say(f"stack ready: broker {stack.bootstrap}, ingest :{stack.ingest_port}")
 
-    _say(f"raw pass-through of {args.raw_count:,} messages")
-    results["raw_passthrough_msgs_per_s"] = await raw.passthrough(stack.bootstrap, args.raw_count)
+    if "raw" in only:
+        _say(f"raw pass-through of {args.raw_count:,} messages")
+        results["raw_passthrough_msgs_per_s"] = await raw.passthrough(
+            stack.bootstrap, args.raw_count
+        )
 
     async with Progress(stack.bootstrap) as progress:
-        # Ingest with the pipeline running behind it, as in production.
-        _say(f"ingest, single reports, {args.clients} clients, {args.stage_seconds:g}s")
-        results["ingest_single_reports_per_s"] = await stages.ingest(
-            stack, f"s{tag}", args.stage_seconds, args.clients, batch=0
-        )
-        _say(f"ingest, batches of {args.batch}, {args.batch_clients} clients")
-        results["ingest_batch_reports_per_s"] = await stages.ingest(
-            stack, f"b{tag}", args.stage_seconds, args.batch_clients, batch=args.batch
-        )
-        _say("waiting for the pipeline to catch up")
-        await stages.settle(progress)
+        if "ingest" in only:
+            # Ingest with the pipeline running behind it, as in production.
+            _say(f"ingest, single reports, {args.clients} clients, {args.stage_seconds:g}s")
+            results["ingest_single_reports_per_s"] = await stages.ingest(
+                stack, f"s{tag}", args.stage_seconds, args.clients, batch=0
+            )
+            _say(f"ingest, batches of {args.batch}, {args.batch_clients} clients")
+            results["ingest_batch_reports_per_s"] = await stages.ingest(
+                stack, f"b{tag}", args.stage_seconds, args.batch_clients, batch=args.batch
+            )
+            _say("waiting for the pipeline to catch up")
+            await stages.settle(progress)
 
-        _say(f"classify stage on {args.stage_count:,} reports")
-        count, rate = await stages.stage_rate(
-            progress,
-            stages.CLASSIFY_GROUP,
-            topics.REPORTS_RAW,
-            lambda: produce(
-                stack.bootstrap, topics.REPORTS_RAW, raw_records(f"c{tag}", args.stage_count)
-            ),
-            args.stage_count,
-        )
-        results["classify_stage_count"] = count
-        results["classify_stage_msgs_per_s"] = rate
-        await stages.settle(progress)
+        if "classify" in only:
+            _say(f"classify stage on {args.stage_count:,} reports")
+            count, rate = await stages.stage_rate(
+                progress,
+                stages.CLASSIFY_GROUP,
+                topics.REPORTS_RAW,
+                lambda: produce(
+                    stack.bootstrap, topics.REPORTS_RAW, raw_records(f"c{tag}", args.stage_count)
+                ),
+                args.stage_count,
+            )
+            results["classify_stage_count"] = count
+            results["classify_stage_msgs_per_s"] = rate
+            await stages.settle(progress)
 
-        _say(f"notify on {args.alerts:,} alerts")
-        results.update(
-            await stages.notify_rate(stack, progress, f"n{tag}", args.alerts, args.notify_within)
-        )
-        await stages.settle(progress)
+        if "notify" in only:
+            _say(f"notify on {args.alerts:,} alerts")
+            results.update(
+                await stages.notify_rate(
+                    stack, progress, f"n{tag}", args.alerts, args.notify_within
+                )
+            )
+            await stages.settle(progress)
 
-    for rate_per_s, suffix in ((100.0, ""), (1000.0, "_at_1000")):
+    for rate_per_s, suffix in ((100.0, ""), (1000.0, "_at_1000")) if "e2e" in only else ():
         await stages.quiet_sinks(stack)
         _say(f"end to end at {rate_per_s:,.0f} reports/s for {args.e2e_seconds:g}s")
         r = await e2e.measure(stack, f"e{int(rate_per_s)}{tag}", rate_per_s, args.e2e_seconds)
@@ -119,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         "--notify-within", type=float, default=60.0, help="longest wait for their delivery"
     )
     parser.add_argument("--e2e-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PHASES,
+        help="measure these phases only (the table then has only their rows)",
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
