@@ -50,6 +50,8 @@ class Stories:
     def __init__(self, events: Iterable[WindowEvent] = (), parent: Stories | None = None) -> None:
         self.parent = parent
         self._by_hash: dict[int, list[WindowEvent]] = {}
+        self._latest: dict[str, WindowEvent] = {}
+        """The latest event per exact sketch: a verbatim copy finds its story in one lookup."""
         for e in events:
             self.add(e)
 
@@ -57,6 +59,16 @@ class Stories:
         if event.sketch:
             for h in hashes(event.sketch):
                 self._by_hash.setdefault(h, []).append(event)
+            latest = self._latest.get(event.sketch)
+            if latest is None or (latest.at, latest.report_id) < (event.at, event.report_id):
+                self._latest[event.sketch] = event
+
+    def _copy_of(self, sketch: str) -> WindowEvent | None:
+        own = self._latest.get(sketch)
+        inherited = self.parent._copy_of(sketch) if self.parent else None
+        if own is None or inherited is None:
+            return own or inherited
+        return max(own, inherited, key=lambda e: (e.at, e.report_id))
 
     def _candidates(self, h: int) -> list[WindowEvent]:
         inherited = self.parent._candidates(h) if self.parent else []
@@ -65,8 +77,15 @@ class Stories:
     def story_of(
         self, report_id: str, sketch: str | None, *, since: datetime, min_similarity: float
     ) -> str:
-        """That of the earliest near-identical event received after ``since``, else its own."""
+        """That of the earliest near-identical event received after ``since``, else its own.
+
+        A verbatim copy (same sketch) in the window already carries that story: it was
+        assigned the same way when it arrived, so the syndicated flood costs one lookup.
+        """
         if sketch:
+            copy = self._copy_of(sketch)
+            if copy is not None and copy.at > since:
+                return copy.story
             candidates = {
                 e.report_id: e for h in hashes(sketch) for e in self._candidates(h) if e.at > since
             }
