@@ -52,6 +52,12 @@ _HISTORY_YEARS = 5
 _HISTORY_BEFORE = 2000
 """A year before this is history for a pipeline that reads today's news (Rwanda 1994,
 Srebrenica 1995), whatever else the report mentions."""
+_COMBATANTS_AFTER = re.compile(
+    r"\s+(?:(?:other|more|government|army|security|regime|rebel|enemy|[A-Z][\w-]*)\s+)?"
+    r"(?:soldiers|troops|militants|rebels|fighters|insurgents|jihadists|terrorists|gunmen|"
+    r"attackers|assailants|policemen|police officers|officers|servicemen|combatants)\b"
+)
+"""A killed figure counting fighters ("killing 20 soldiers") is a combatant casualty."""
 _FALSE_CUES = frozenset({"May", "Will", "MAY", "WILL"})
 """Capitalised month and name, not the modal verbs."""
 
@@ -163,6 +169,8 @@ class Classifier:
         self._violent_report = self._bit["violent_report"]
         self._crisis_report = self._bit["crisis_report"]
         self._crisis = self._bit["crisis"]
+        self._combatant = self._bit["combatant_casualty"]
+        self._victims = self._mask({"civilians", "protesters", "ethnic"})
 
     def _mask(self, names: frozenset[str] | set[str]) -> int:
         out = 0
@@ -217,7 +225,12 @@ class Classifier:
         starts = [s.start for s in sentences]
         for fig in figures:
             sent = sentences[bisect_right(starts, fig.start) - 1]
+            if fig.kind == "killed" and _COMBATANTS_AFTER.match(text, fig.end):
+                if not sent.mask & self._victims:
+                    sent.extra |= self._combatant
+                continue
             sent.extra |= self._quantity | (self._killed_figure if fig.kind == "killed" else 0)
+        figures = [f for f in figures if not _COMBATANTS_AFTER.match(text, f.end)]
         dated_past = _mark_old_years(text, sentences, starts)
         violent_report = any(s.mask & self._violent for s in sentences)
         crisis = violent_report or any(s.mask & self._crisis for s in sentences)

@@ -134,6 +134,13 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "populations including refugees and internally displaced persons.",
         "Established in 1993, the radio called for exterminating the cockroaches and broadcast "
         "lists of people to be hunted down and killed.",
+        "Militants stormed an army base overnight, killing 20 soldiers and wounding 15 others.",
+        "In the new expansion, players lead an army that can massacre entire villages.",
+        "The documentary, which premiered at Cannes, shows how the militia raped women.",
+        "The training course taught journalists how to report on ethnic cleansing.",
+        "The witness testified that soldiers had shot the men of the village in a ravine.",
+        "He survived the massacre at the church as a boy, hiding under the bodies of neighbours.",
+        "The annual report documents a global rise in mass arrests of protesters worldwide.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -282,3 +289,11 @@ def test_hate_speech_is_watch_until_a_crisis(classifier: Classifier) -> None:
     assert classifier.classify(calm).severity == 1
     assert classifier.classify(crisis).severity == 3
     assert {m.id for m in classifier.classify(calm).indicators} == {"incitement_hate_speech"}
+
+
+def test_a_toll_of_fighters_is_no_civilian_toll(classifier: Classifier) -> None:
+    result = classifier.classify("Rebels attacked the base, killing 20 soldiers, the army said.")
+    assert "killing_of_civilians" not in _ids(result)
+    assert result.casualties.killed is None
+    mixed = classifier.classify("The attack killed 12 soldiers and 30 civilians in the market.")
+    assert "killing_of_civilians" in _ids(mixed)
