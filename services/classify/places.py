@@ -28,10 +28,24 @@ _FIRST_BONUS = 1.5
 """The first country named (in the title, else the text) is usually the subject."""
 _REFUGE_BEFORE = re.compile(
     r"\b(?:fled|flee|fleeing|escaped|escaping|crossed|crossing|arrived|arriving|sheltering|"
-    r"sought refuge|taken refuge|refugees)\b[^.;]{0,40}?\b(?:to|into|in)\s+"
-    r"(?:neighbou?ring\s+|the\s+)?$",
+    r"sought refuge|taken refuge|refugees)\b(?P<gap>[^.;]{0,40}?)\b(?P<prep>to|into|in)\s+"
+    r"(?:neighbou?ring\s+|the\s+)?(?:[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*){0,2}(?:,\s*|\s+and\s+))*$",
     re.IGNORECASE,
 )
+_ORIGIN_GAP = re.compile(
+    r"\b(?:fighting|violence|war|attacks?|clashes|conflict|persecution|insecurity|unrest|"
+    r"hostilities|crackdown|bombing|bombardment|massacres?|killings|famine|homes|villages)\b",
+    re.IGNORECASE,
+)
+"""People who "fled fighting in Mali" left Mali: "in" names where the events are."""
+_SPEAKER_VERB_AFTER = re.compile(
+    r"(?:\s+and\s+(?:the\s+)?[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*){0,3})?\s+"
+    r"(?:(?:has|have|had|also|swiftly|strongly|jointly)\s+)?"
+    r"(?:condemned|condemns|called for|calls for|urged|urges|expressed|welcomed|welcomes|"
+    r"pledged|pledges|imposed|imposes|demanded|demands|criticised|criticized|voiced|deplored|"
+    r"denounced|sanctioned)\b"
+)
+"""Countries that condemn, urge or sanction from abroad speak about events elsewhere."""
 _SPEAKER_AFTER = re.compile(
     r"(?:['’]s)?\s+(?:U\.?N\.?\s+)?(?:State Department|Department of (?:State|Defen[cs]e)|"
     r"Defen[cs]e Department|"
@@ -47,6 +61,22 @@ _ORIGIN_BEFORE = re.compile(
 )
 """Armed men "from Sudan's neighbouring Darfur region" name where attackers come from, not
 where the attack happens: counted like a place of refuge."""
+_COURT_AFTER = re.compile(
+    r"(?:['’]s)?\s+(?:(?:[Hh]igh|[Ss]upreme|[Dd]istrict|[Rr]egional|[Ff]ederal|[Mm]ilitary|"
+    r"[Cc]riminal|[Aa]ppeals?|[Ss]tate|[Nn]ational)\s+)*(?:[Cc]ourts?|[Tt]ribunal|[Jj]udges?|"
+    r"[Pp]rosecutors?)\b"
+)
+_COURT_BEFORE = re.compile(
+    r"\b(?:[Cc]ourt|[Tt]ribunal|[Tt]rial|[Jj]udges|[Pp]rosecutors)\s+(?:in|of)\s+(?:the\s+)?$"
+)
+"""Where a trial is held: "a German court", "a court in Koblenz", "Sweden's prosecutors"."""
+_LOCATIVE_BEFORE = re.compile(
+    r"\b(?:in|across|inside|throughout|within)\s+(?:the\s+)?(?:(?:[Nn]orth|[Ss]outh|[Ee]ast|[Ww]est|"
+    r"[Cc]entral|[Nn]orthern|[Ss]outhern|[Ee]astern|[Ww]estern|[Nn]orth-?[Ee]astern|"
+    r"[Nn]orth-?[Ww]estern|[Ss]outh-?[Ee]astern|[Ss]outh-?[Ww]estern)\s+)?$"
+)
+"""Events happen "in eastern Congo": a place after "in" is where, not who."""
+_LOCATIVE_BONUS = 0.5
 _REFUGE_WORDS = ("fled", "flee", "escap", "cross", "arriv", "shelter", "refuge")
 _REFUGE_WEIGHT = 0.5
 """Where refugees arrive ("fled into neighbouring Chad") is not where the events happen."""
@@ -108,6 +138,11 @@ class Gazetteer:
             if entry is None:
                 continue
             code, kind = entry
+            if courts is not None and (
+                _COURT_AFTER.match(text, end)
+                or _COURT_BEFORE.search(text, max(0, start - 30), start)
+            ):
+                courts.add(code)  # "a German court", "a court in Koblenz": the trial's seat
             if kind == "demonym" and _is_ethnic(text, start, end):
                 continue
             if _SPONSOR_AFTER.match(text, end):
@@ -116,12 +151,9 @@ class Gazetteer:
                 secondary[code] = secondary.get(code, 0.0) + _DATELINE_WEIGHT * weight
                 continue
             if (
-                (
-                    refuge
-                    and _after_preposition(text, start)
-                    and _REFUGE_BEFORE.search(text, max(0, start - 60), start)
-                )
+                (refuge and _after_preposition(text, start) and _is_refuge(text, start))
                 or _SPEAKER_AFTER.match(text, end)
+                or _SPEAKER_VERB_AFTER.match(text, end)
                 or (
                     " from " in text[max(0, start - 60) : start]
                     and _ORIGIN_BEFORE.search(text, max(0, start - 60), start)
@@ -130,6 +162,8 @@ class Gazetteer:
                 secondary[code] = secondary.get(code, 0.0) + _REFUGE_WEIGHT * weight
                 continue
             scores[code] = scores.get(code, 0.0) + _WEIGHT[kind] * weight
+            if kind != "demonym" and _LOCATIVE_BEFORE.search(text, max(0, start - 40), start):
+                scores[code] += _LOCATIVE_BONUS * weight
             if first is not None and not first and kind != "demonym":
                 first.append(code)
             if kind == "court" and courts is not None:
@@ -152,7 +186,16 @@ def _after_preposition(text: str, start: int) -> bool:
     return before[-1:].isspace() and before.rstrip().lower().endswith(_PREPOSITION_ENDS)
 
 
-_PREPOSITION_ENDS = ("to", "in", "neighbouring", "neighboring", "the")
+_PREPOSITION_ENDS = ("to", "in", "neighbouring", "neighboring", "the", "and", ",")
+
+
+def _is_refuge(text: str, start: int) -> bool:
+    """A place people fled to ("crossed into Chad", "fled to Mauritania and Burkina Faso"),
+    not one they fled from ("fled fighting in Mali")."""
+    m = _REFUGE_BEFORE.search(text, max(0, start - 90), start)
+    if m is None:
+        return False
+    return not (m.group("prep").lower() == "in" and _ORIGIN_GAP.search(m.group("gap")))
 
 
 def _is_ethnic(text: str, start: int, end: int) -> bool:

@@ -106,3 +106,28 @@ def test_where_attackers_come_from_is_not_where_the_attack_happens() -> None:
 def test_a_nigerian_state_named_after_a_country_is_nigeria() -> None:
     assert countries("Gunmen killed 21 villagers in Mokwa, Niger State.")[0] == "NG"
     assert countries("Jihadists killed 20 soldiers in western Niger.")[0] == "NE"
+
+
+def test_people_fleeing_fighting_in_a_country_left_it() -> None:
+    text = (
+        "More than 50,000 people fled fighting in Mali's central region into Mauritania "
+        "and Burkina Faso."
+    )
+    assert countries(text) == ["ML", "MR", "BF"]
+
+
+def test_countries_condemning_from_abroad_do_not_lead() -> None:
+    text = (
+        "The United States and the European Union condemned the killing of 30 villagers by "
+        "soldiers in the Nigerien region of Tillabéri."
+    )
+    assert countries(text)[0] == "NE"
+
+
+def test_a_national_court_is_the_seat_of_a_trial() -> None:
+    text = (
+        "A German court sentenced a former Syrian officer to life for torture in Damascus, "
+        "Syria. The judges found him guilty; prosecutors had asked for a life sentence."
+    )
+    assert countries(text, judicial=True)[0] == "DE"
+    assert countries(text)[0] == "SY"
