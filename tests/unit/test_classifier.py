@@ -141,6 +141,8 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "The witness testified that soldiers had shot the men of the village in a ravine.",
         "He survived the massacre at the church as a boy, hiding under the bodies of neighbours.",
         "The annual report documents a global rise in mass arrests of protesters worldwide.",
+        "The government declared a state of emergency after protests turned violent, and the "
+        "army was deployed in the streets of the capital.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -297,3 +299,12 @@ def test_a_toll_of_fighters_is_no_civilian_toll(classifier: Classifier) -> None:
     assert result.casualties.killed is None
     mixed = classifier.classify("The attack killed 12 soldiers and 30 civilians in the market.")
     assert "killing_of_civilians" in _ids(mixed)
+
+
+def test_militias_armed_with_machetes_are_mobilising_not_attacking(classifier: Classifier) -> None:
+    result = classifier.classify(
+        "Militiamen armed with machetes and spears gathered in the hills above the town, "
+        "residents said."
+    )
+    assert _ids(result) == {"armed_group_mobilisation"}
+    assert result.severity == 1
