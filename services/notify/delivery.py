@@ -23,7 +23,7 @@ from services.notify.acks import ack_url
 from services.notify.alert_store import AlertStore
 from services.notify.channels import Channel
 from services.notify.grouping import Notice
-from services.notify.ledger import Delivery, Ledger, enqueue
+from services.notify.ledger import Delivery, Ledger, Outcome, enqueue
 from services.notify.metrics import NotifyMetrics
 from services.notify.render import Outgoing
 from services.notify.routing import FocalPointsConfig
@@ -74,24 +74,49 @@ class Sender:
     rng: random.Random = field(default_factory=random.Random)
 
     async def send_due(self) -> int:
-        """Attempt every due row once; returns how many were attempted by this replica.
+        """Attempt every due row once (one page of them); returns how many were attempted
+        by this replica.
 
-        Rows are claimed ``concurrency`` at a time in one transaction and sent together, so
-        a claim's lease only has to outlast one round of sends (bounded by the channel
-        timeouts), never a whole backlog."""
+        Rows are claimed ``concurrency`` at a time in one statement and sent with at most
+        ``concurrency`` sends in flight, so a claim's lease only has to outlast about two
+        sends (bounded by the channel timeouts), never a whole backlog. Older notices that
+        a newer version replaces are marked ``superseded`` instead of sent."""
         due = sorted(await self.ledger.due(self.clock()), key=lambda d: d.key)
-        audit: list[tuple[str, BaseModel]] = []
-        dead: list[tuple[str, BaseModel]] = []
-        for start in range(0, len(due), self.concurrency):
-            chunk = due[start : start + self.concurrency]
-            claimed = await self.ledger.claim_many(chunk, self.clock(), self.lease_s)
-            results = await asyncio.gather(*(self._deliver(d) for d in claimed))
-            audit += [(n.fingerprint, n) for n, _ in results if n is not None]
-            dead += [(x.key or "", x) for _, x in results if x is not None]
+        for d in await self.ledger.supersede(due, self.clock()):
+            self.metrics.suppressed.labels(d.channel, "superseded").inc()
+            due.remove(d)
+        slots = asyncio.Semaphore(self.concurrency)
+        sends: list[asyncio.Task[tuple[NotificationSent | None, DeadLettered | None]]] = []
+
+        async def deliver(d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
+            try:
+                return await self._deliver(d)
+            finally:
+                slots.release()
+
+        error: BaseException | None = None
+        try:
+            for start in range(0, len(due), self.concurrency):
+                chunk = due[start : start + self.concurrency]
+                for d in await self.ledger.claim_many(chunk, self.clock(), self.lease_s):
+                    await slots.acquire()
+                    sends.append(asyncio.create_task(deliver(d)))
+        except Exception as exc:  # let the sends already started finish and be recorded
+            error = exc
+        results = []
+        for r in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(r, BaseException):
+                error = error or r
+            else:
+                results.append(r)
+        audit = [(n.fingerprint, n) for n, _ in results if n is not None]
+        dead = [(x.key or "", x) for _, x in results if x is not None]
         if audit:
             await self.publish(topics.DELIVERIES, audit)
         if dead:
             await self.publish(topics.DEADLETTER, dead)
+        if error is not None:
+            raise error
         return len(audit)
 
     async def attempt(self, d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
@@ -109,11 +134,11 @@ class Sender:
         channel = next((c for c in self.channels if c.name == d.channel), None)
         if alert is None or fp is None or channel is None or not channel.applies(fp):
             error = f"cannot deliver: {d.focal_point}/{d.channel} is no longer configured"
-            await self.ledger.finish(d, "deadlettered", self.clock(), error=error)
+            await self.ledger.record(Outcome(d, "deadlettered", self.clock(), error))
             return self._audit(d, attempt, "deadlettered", error), self._dead(d, error)
         if d.kind in ("repeat", "escalation") and await self.ledger.acknowledged(d.fingerprint):
             # Acknowledged after this reminder or escalation was queued (e.g. while retrying).
-            await self.ledger.finish(d, "suppressed", self.clock())
+            await self.ledger.record(Outcome(d, "suppressed", self.clock()))
             self.metrics.suppressed.labels(d.channel, "acknowledged").inc()
             return None, None
         out = Outgoing(
@@ -128,7 +153,7 @@ class Sender:
             return await self._failed(d, attempt, exc)
         # Record at once: this row is the only thing between a crash here and a resend.
         done = self.clock()
-        await self.ledger.finish(d, "sent", done)
+        await self.ledger.record(Outcome(d, "sent", done))
         self.metrics.notifications.labels(d.channel, "sent").inc()
         self.metrics.latency.labels(d.channel).observe(max(done - now, 0.0))
         sent = self._audit(d, attempt, "sent", None)
@@ -151,7 +176,7 @@ class Sender:
         now = self.clock()
         if attempt < self.retry.max_attempts:
             due = now + self.retry.delay(attempt, self.rng)
-            await self.ledger.finish(d, "retry", now, error=error, due_at=due)
+            await self.ledger.record(Outcome(d, "retry", now, error, due))
             self.metrics.notifications.labels(d.channel, "failed").inc()
             log.warning(
                 "%s to %s failed (attempt %d), retry in %.1fs: %s",
@@ -163,7 +188,7 @@ class Sender:
                 extra={"alert_key": d.alert_key, "fingerprint": d.fingerprint},
             )
             return self._audit(d, attempt, "failed", error), None
-        await self.ledger.finish(d, "deadlettered", now, error=error)
+        await self.ledger.record(Outcome(d, "deadlettered", now, error))
         self.metrics.notifications.labels(d.channel, "deadlettered").inc()
         log.error(
             "%s to %s dead-lettered after %d attempts: %s",

@@ -10,17 +10,18 @@ window left is between the channel accepting and the ``sent`` row committing (do
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Update, and_, func, or_, select, update
+from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notify import tables
 from services.notify.grouping import Notice
 
-Status = Literal["pending", "sending", "retry", "sent", "deadlettered", "suppressed"]
+Status = Literal["pending", "sending", "retry", "sent", "deadlettered", "suppressed", "superseded"]
 
 L = tables.ledger
 
@@ -40,6 +41,21 @@ class Delivery:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.notification, self.focal_point, self.channel)
+
+    @property
+    def version(self) -> int:
+        return int(self.alert_key.rsplit("@", 1)[1])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, to record under the sender's claim."""
+
+    delivery: Delivery
+    status: Status
+    now: float
+    error: str | None = None
+    due_at: float | None = None
 
 
 def _where(d: Delivery) -> Any:
@@ -82,6 +98,8 @@ async def enqueue(
 class Ledger:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def due(self, now: float, limit: int = 200) -> list[Delivery]:
         ready = or_(
@@ -101,15 +119,67 @@ class Ledger:
     async def claim_many(
         self, rows: Sequence[Delivery], now: float, lease_s: float
     ) -> list[Delivery]:
-        """Claim several rows in one transaction (in key order, so replicas racing on
-        PostgreSQL lock them in the same order); returns those this sender got."""
-        got = []
+        """Claim several rows in one statement, each still as it was read (the same
+        compare-and-set as ``claim``); returns those this sender got, as claimed."""
+        if not rows:
+            return []
+        seen = {d.key: d for d in rows}
+        guard = or_(
+            *(and_(_where(d), L.c.status == d.status, L.c.attempts == d.attempts) for d in rows)
+        )
+        query = (
+            update(L)
+            .where(guard)
+            .values(
+                status="sending",
+                attempts=L.c.attempts + 1,
+                lease_until=now + lease_s,
+                updated_at=now,
+            )
+            .returning(L.c.notification, L.c.focal_point, L.c.channel)
+        )
         async with self.engine.begin() as conn:
-            for d in sorted(rows, key=lambda r: r.key):
-                result = await conn.execute(_claim(d, now, lease_s))
+            got = {(r.notification, r.focal_point, r.channel) for r in await conn.execute(query)}
+        return sorted((seen[k] for k in got), key=lambda d: d.key)
+
+    async def supersede(self, rows: Sequence[Delivery], now: float) -> list[Delivery]:
+        """Mark waiting notices ``superseded`` where a newer version's notice for the same
+        focal point and channel exists (it lists every report of the older one); returns
+        the rows so marked. Same compare-and-set as a claim, so a row another sender has
+        taken meanwhile is left alone."""
+        waiting = [d for d in rows if d.kind == "notice" and d.status in ("pending", "retry")]
+        if not waiting:
+            return []
+        fingerprints = sorted({d.fingerprint for d in waiting})
+        query = select(L.c.alert_key, L.c.fingerprint, L.c.focal_point, L.c.channel).where(
+            L.c.fingerprint.in_(fingerprints),
+            L.c.kind == "notice",
+            L.c.status.in_(("pending", "retry", "sending", "sent")),
+        )
+        async with self.engine.begin() as conn:
+            newest: dict[tuple[str, str, str], int] = {}
+            for r in await conn.execute(query):
+                slot = (r.fingerprint, r.focal_point, r.channel)
+                version = int(r.alert_key.rsplit("@", 1)[1])
+                newest[slot] = max(newest.get(slot, 0), version)
+            older = sorted(
+                (
+                    d
+                    for d in waiting
+                    if d.version < newest[(d.fingerprint, d.focal_point, d.channel)]
+                ),
+                key=lambda d: d.key,
+            )
+            done = []
+            for d in older:
+                result = await conn.execute(
+                    update(L)
+                    .where(_where(d), L.c.status == d.status, L.c.attempts == d.attempts)
+                    .values(status="superseded", lease_until=None, updated_at=now)
+                )
                 if result.rowcount == 1:
-                    got.append(d)
-        return got
+                    done.append(d)
+        return done
 
     async def finish(
         self,
@@ -121,22 +191,33 @@ class Ledger:
         due_at: float | None = None,
     ) -> None:
         """Record the attempt's outcome; guarded by our own claim (attempt number)."""
-        values: dict[str, Any] = {
-            "status": status,
-            "last_error": error,
-            "lease_until": None,
-            "updated_at": now,
-        }
-        if status == "sent":
-            values["sent_at"] = now
-        if due_at is not None:
-            values["due_at"] = due_at
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(L)
-                .where(_where(d), L.c.status == "sending", L.c.attempts == d.attempts + 1)
-                .values(**values)
-            )
+            await _record(conn, [Outcome(d, status, now, error, due_at)])
+
+    async def record(self, outcome: Outcome) -> None:
+        """Record an outcome as soon as possible, together with those of the other sends
+        that finished meanwhile: group commit. Returns once it is committed. Under load one
+        transaction carries many outcomes; alone, an outcome waits for no one."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.engine.begin() as conn:
+                    await _record(conn, [o for o, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def status_of(self, key: tuple[str, str, str]) -> str | None:
         notification, fp, channel = key
@@ -193,3 +274,45 @@ def _claim(d: Delivery, now: float, lease_s: float) -> Update:
             status="sending", attempts=d.attempts + 1, lease_until=now + lease_s, updated_at=now
         )
     )
+
+
+_RECORD = (
+    update(L)
+    .where(
+        L.c.notification == bindparam("k_notification"),
+        L.c.focal_point == bindparam("k_focal_point"),
+        L.c.channel == bindparam("k_channel"),
+        L.c.status == "sending",
+        L.c.attempts == bindparam("k_attempts"),
+    )
+    .values(
+        status=bindparam("v_status"),
+        last_error=bindparam("v_error"),
+        lease_until=None,
+        updated_at=bindparam("v_now"),
+        sent_at=func.coalesce(bindparam("v_sent_at"), L.c.sent_at),
+        due_at=func.coalesce(bindparam("v_due_at"), L.c.due_at),
+    )
+)
+"""One statement for every outcome (built once, run as an executemany)."""
+
+
+async def _record(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
+    """Each update is guarded by the claim it records (status ``sending``, attempt
+    number), so a sender whose lease ran out cannot overwrite its successor's outcome."""
+    params = [
+        {
+            "k_notification": o.delivery.notification,
+            "k_focal_point": o.delivery.focal_point,
+            "k_channel": o.delivery.channel,
+            "k_attempts": o.delivery.attempts + 1,
+            "v_status": o.status,
+            "v_error": o.error,
+            "v_now": o.now,
+            "v_sent_at": o.now if o.status == "sent" else None,
+            "v_due_at": o.due_at,
+        }
+        for o in sorted(outcomes, key=lambda o: o.delivery.key)
+    ]
+    if params:
+        await conn.execute(_RECORD, params)

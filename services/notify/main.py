@@ -55,11 +55,12 @@ def create_app(
     ledger = Ledger(engine)
     alerts = AlertStore(engine)
     silences = Silences(engine)
+    email = EmailChannel(settings)
     sender = Sender(
         ledger=ledger,
         alerts=alerts,
         config=config,
-        channels=channels if channels is not None else [EmailChannel(settings), SlackChannel(http)],
+        channels=channels if channels is not None else [email, SlackChannel(http)],
         metrics=metrics,
         links=AckLinks(settings.public_url, secret, settings.notify_ack_ttl_s),
         publish=publish,
@@ -94,6 +95,7 @@ def create_app(
                 yield
             finally:
                 await scheduler.stop()
+                await email.close()
         await engine.dispose()
 
     app = FastAPI(title="Tocsin notify", version="1", lifespan=lifespan)

@@ -120,10 +120,11 @@ class Scheduler:
 
     # -- timers ---------------------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """Act on every due group, then attempt every due delivery."""
-        await self.groups_due()
-        await self.sender.send_due()
+    async def tick(self) -> int:
+        """Act on the due groups, then attempt the due deliveries (a page of each); returns
+        how much was done, so the loop goes on at once while there is a backlog."""
+        acted = await self.groups_due()
+        return acted + await self.sender.send_due()
 
     async def groups_due(self) -> int:
         """Decide every due group, then apply all decisions in one transaction (in key
@@ -241,13 +242,16 @@ class Scheduler:
     async def run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            busy = 0
             try:
-                await self.tick()
+                busy = await self.tick()
                 self.metrics.scheduler_heartbeat.set(self.clock())
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup must not stop the timers for good
                 log.exception("notify scheduler tick failed")
+            if busy:
+                continue  # more may be due: no poll delay while there is a backlog
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 

@@ -115,12 +115,25 @@ async def create(engine: AsyncEngine) -> None:
 
 async def insert_ignore(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     """Insert rows whose primary key is new; returns how many went in. Keeps redelivered
-    messages and racing replicas from creating a second row (and so a second send)."""
+    messages and racing replicas from creating a second row (and so a second send). One
+    statement per chunk of rows."""
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     inserted = 0
-    for row in rows:
-        result = await conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing())
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        if any(row.keys() != chunk[0].keys() for row in chunk):
+            for row in chunk:  # rows with different columns cannot share one VALUES list
+                result = await conn.execute(
+                    dialect.insert(table).values(**row).on_conflict_do_nothing()
+                )
+                inserted += max(result.rowcount, 0)
+            continue
+        result = await conn.execute(dialect.insert(table).values(chunk).on_conflict_do_nothing())
         inserted += max(result.rowcount, 0)
     return inserted
+
+
+INSERT_CHUNK = 500
+"""Rows per INSERT statement: well under the bound-parameter limits of SQLite and asyncpg."""
