@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Literal
+import uuid
+from collections.abc import Awaitable
+from typing import Any, Literal
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from sqlalchemy.exc import SQLAlchemyError
@@ -89,7 +92,7 @@ class ReportPublisher:
         started = time.perf_counter()
         try:
             await asyncio.wait_for(
-                publish_all(self.broker, topics.REPORTS_RAW, ((r.id, r) for r in reports)),
+                self._send_all(reports),
                 self.timeout_s + 1.0,  # a backstop: the producer's own timeout fires first
             )
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -100,5 +103,48 @@ class ReportPublisher:
             self._in_flight -= len(reports)
             self.metrics.in_flight.set(self._in_flight)
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        if len(reports) == 1:
+            log.info("accepted report", extra={"report_id": reports[0].id, "feed": feed})
+        else:  # one line per request: a line per report cost a tenth of a batch's CPU
+            log.info(
+                "accepted %d reports",
+                len(reports),
+                extra={"report_ids": [r.id for r in reports], "feed": feed},
+            )
+
+    async def _send_all(self, reports: list[ReportReceived]) -> None:
+        """Hand every report to the producer, then wait for all of their acks together.
+
+        On a running broker the records go straight to aiokafka's producer, as FastStream
+        would send them (JSON body, ``content-type`` and ``correlation_id`` headers) but
+        without its per-message middleware and serialiser, which cost about 100 µs a report.
+        Under ``TestKafkaBroker`` (no aiokafka producer) they go through FastStream.
+        """
+        producer = _aiokafka_producer(self.broker)
+        if producer is None:
+            await publish_all(self.broker, topics.REPORTS_RAW, ((r.id, r) for r in reports))
+            return
+        acks: list[Awaitable[Any]] = []
         for r in reports:
-            log.info("accepted report", extra={"report_id": r.id, "feed": feed})
+            headers = [
+                ("content-type", b"application/json"),
+                ("correlation_id", str(uuid.uuid4()).encode()),
+            ]
+            acks.append(
+                await producer.send(
+                    topics.REPORTS_RAW,
+                    value=r.model_dump_json().encode(),
+                    key=r.id.encode(),
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*acks)
+
+
+def _aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
+    """The started aiokafka producer behind ``broker``, or None (not started, or a test
+    broker). FastStream keeps it at ``config.producer._producer.producer``; a layout change
+    in a FastStream upgrade falls back to FastStream's publish, slower but correct."""
+    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
+    producer = getattr(state, "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
