@@ -12,7 +12,7 @@ a rebalance) is reloaded, and a batch reads only a small revisions row for a war
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,7 +145,7 @@ class AlertStore:
                 )
                 current = {r.fingerprint: AlertRaised.model_validate_json(r.payload) for r in rows}
                 rows = await conn.execute(
-                    select(events)
+                    select(*(c for c in events.c if c.name != "support"))
                     .where(and_(events.c.fingerprint.in_(stale), events.c.at > epoch(since)))
                     .order_by(events.c.at, events.c.report_id)
                 )
@@ -232,8 +232,21 @@ class AlertStore:
             cached.alert = next((a for a in changed if a.fingerprint == fp), cached.alert)
             for e in fresh:
                 if e.fingerprint == fp:
-                    cached.events.append(e)
-                    cached.stories.add(e)
+                    slim = replace(e, support=None)
+                    cached.events.append(slim)
+                    cached.stories.add(slim)
+
+    async def supports(self, fp: str, report_ids: Collection[str]) -> dict[str, SupportingReport]:
+        """The stored supports of a fingerprint's events, by report id."""
+        if not report_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.report_id, events.c.support).where(
+                    and_(events.c.fingerprint == fp, events.c.report_id.in_(list(report_ids)))
+                )
+            )
+            return {r.report_id: SupportingReport.model_validate_json(r.support) for r in rows}
 
     async def due(self, now: datetime, limit: int = 500) -> list[AlertRaised]:
         """Firing alerts whose resolution time has come, soonest first."""
@@ -267,11 +280,13 @@ def _event(r: Any) -> WindowEvent:
         severity=r.severity,
         story=r.story,
         sketch=r.sketch,
-        support=SupportingReport.model_validate_json(r.support),
+        support=None,
     )
 
 
 def _row(e: WindowEvent) -> dict[str, Any]:
+    if e.support is None:
+        raise ValueError(f"event {e.fingerprint}/{e.report_id}: only new events are stored")
     return {
         "fingerprint": e.fingerprint,
         "report_id": e.report_id,

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from schemas.alerts import AlertRaised, SupportingReport
 from schemas.classification import Casualties, IndicatorMatch, ReportClassified
@@ -19,6 +20,7 @@ from services.classify.alert_store import AlertStore
 from services.classify.rules import RulesConfig, RuleSet
 from services.classify.windows import Fired, Stories, WindowEvent, evaluate
 
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 Publish = Callable[[list[AlertRaised]], Awaitable[None]]
 """Puts alert versions on ``alerts.v1`` and returns once Kafka acknowledged them."""
@@ -114,7 +116,7 @@ class AlertEngine:
             if current is not None and firing:
                 working[fp] = self._update(current, report, event, fired, rules, now)
             elif fired:
-                working[fp] = self._raise(report, fired, rules, now)
+                working[fp] = await self._raise(report, fired, rules, now)
         alerts = [_versioned(alert, state.alerts.get(fp)) for fp, alert in working.items()]
         return Decision(alerts=alerts, events=new_events)
 
@@ -167,15 +169,18 @@ class AlertEngine:
             ),
         )
 
-    def _raise(
+    async def _raise(
         self, report: ReportClassified, fired: Fired, rules: RuleSet, now: datetime
     ) -> AlertRaised:
         c = report.classification
         lead = lead_indicator(c.indicators)
+        fp = fingerprint(c.countries[0], lead.id)
         support = sorted(fired.events, key=lambda e: (e.at, e.report_id), reverse=True)
+        shown = _cap(support, self.rules.max_reports, lambda e: (e.severity, e.at, e.report_id))
+        stored = await self.store.supports(fp, [e.report_id for e in shown if e.support is None])
         last = max(e.at for e in support)
         return AlertRaised(
-            fingerprint=fingerprint(c.countries[0], lead.id),
+            fingerprint=fp,
             version=1,
             rule=fired.rule,
             reason=fired.reason,
@@ -184,7 +189,7 @@ class AlertEngine:
             indicators=list(dict.fromkeys([lead.id, *(m.id for m in c.indicators)])),
             severity=max(e.severity for e in support),
             casualties=c.casualties,
-            reports=select_reports((e.support for e in support), self.rules.max_reports),
+            reports=[e.support or stored[e.report_id] for e in shown],
             report_ids=[e.report_id for e in support][: self.rules.max_report_ids],
             report_count=len(support),
             feeds=sorted({e.feed_id for e in support}),
@@ -215,7 +220,8 @@ class AlertEngine:
                 "severity": max(current.severity, event.severity),
                 "casualties": _larger(current.casualties, c.casualties),
                 "reports": select_reports(
-                    [event.support, *current.reports], self.rules.max_reports
+                    [*([event.support] if event.support else []), *current.reports],
+                    self.rules.max_reports,
                 ),
                 "report_ids": [event.report_id, *current.report_ids][: self.rules.max_report_ids],
                 "report_count": current.report_count + 1,
@@ -231,14 +237,17 @@ def select_reports(candidates: Iterable[SupportingReport], limit: int) -> list[S
     """Cap the evidence: the strongest half (severity, then newest), the rest newest; newest
     first, so a desk officer sees both the worst report and the latest."""
     unique = list({s.report_id: s for s in candidates}.values())
-    by_strength = sorted(
-        unique, key=lambda s: (s.severity or 0, s.received_at, s.report_id), reverse=True
-    )
+    return _cap(unique, limit, lambda s: (s.severity or 0, s.received_at, s.report_id))
+
+
+def _cap(unique: list[T], limit: int, rank: Callable[[T], tuple[int, datetime, str]]) -> list[T]:
+    """``select_reports`` over anything ranked by (severity, time, report id)."""
+    by_strength = sorted(unique, key=rank, reverse=True)
     kept = by_strength[: (limit + 1) // 2]
-    ids = {s.report_id for s in kept}
-    newest = sorted(unique, key=lambda s: (s.received_at, s.report_id), reverse=True)
-    kept += [s for s in newest if s.report_id not in ids][: limit - len(kept)]
-    return sorted(kept, key=lambda s: (s.received_at, s.report_id), reverse=True)
+    ids = {rank(x)[2] for x in kept}
+    newest = sorted(unique, key=lambda x: rank(x)[1:], reverse=True)
+    kept += [x for x in newest if rank(x)[2] not in ids][: limit - len(kept)]
+    return sorted(kept, key=lambda x: rank(x)[1:], reverse=True)
 
 
 def _versioned(alert: AlertRaised, stored: AlertRaised | None) -> AlertRaised:

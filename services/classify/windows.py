@@ -28,7 +28,9 @@ class WindowEvent:
     """Report id of the first near-duplicate in the window: copies of a story share it."""
     sketch: str | None
     """The report's near-duplicate key (None from producers that predate it)."""
-    support: SupportingReport
+    support: SupportingReport | None
+    """What an alert shows of the report; None in the cached window, which keeps only what the
+    rules count (a window can hold days of reports). ``AlertStore.supports`` reads it back."""
 
 
 @dataclass(frozen=True)

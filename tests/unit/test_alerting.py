@@ -100,6 +100,9 @@ async def test_corroboration_needs_a_second_feed_not_a_second_report(
     assert alert.feeds == ["feed-a", "feed-b"]
     assert set(alert.report_ids) == {"a1", "a2", "b1"}
     assert "2 distinct feeds" in alert.reason
+    # Earlier batches' reports are read back from the store with their evidence.
+    assert [r.report_id for r in alert.reports] == ["b1", "a2", "a1"]
+    assert all(r.evidence and r.feed_id for r in alert.reports)
 
 
 async def test_corroboration_window_is_24h_to_the_second(
