@@ -31,7 +31,7 @@ def near_duplicate_key(text: str) -> str:
     return "".join(map("{:08x}".format, heapq.nsmallest(K, hashes)))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # ~1.4 KB each: a batch's working set, not a window
 def hashes(key: str) -> frozenset[int]:
     """The hashes of a key; two texts can only be similar if their keys share one."""
     return frozenset(int(key[i : i + 8], 16) for i in range(0, len(key), 8))
