@@ -69,7 +69,7 @@ async def unparsable_body_is_422(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-def feed_id(
+async def feed_id(  # async: a plain def would run in the thread pool on every request
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:

@@ -41,14 +41,18 @@ def validate(item: Any) -> ReportIn:
 
 
 def receive(feed: str, report: ReportIn, now: datetime | None = None) -> ReportReceived:
-    """Normalise ``report`` and stamp it with its id and feed. Reporter contacts stop here."""
+    """Normalise ``report`` and stamp it with its id and feed. Reporter contacts stop here.
+
+    Built without re-validation (``model_construct``): every field comes from the validated
+    ``ReportIn`` or from normalising it, and ``ReportReceived`` constrains only their types.
+    """
     text = clean_text(report.text)
     if not text:
         raise Refused(
             [ItemError(loc=["text"], msg="no text left after removing markup", type="empty")]
         )
     title = clean_title(report.title)
-    return ReportReceived(
+    return ReportReceived.model_construct(
         id=report_id(feed, report.external_id, title, text),
         feed_id=feed,
         received_at=now or datetime.now(UTC),
