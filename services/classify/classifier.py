@@ -294,7 +294,12 @@ class Classifier:
                 "id": report_id,
                 "severity": severity,
                 "countries": places.countries(
-                    text, title=title, hint=country_hint, judicial=doc.judicial, hits=place_hits
+                    text,
+                    title=title,
+                    hint=country_hint,
+                    judicial=doc.judicial,
+                    hits=place_hits,
+                    lowered=lowered,
                 ),
                 "indicators": matches,
                 "casualties": casualties,

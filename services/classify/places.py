@@ -26,12 +26,17 @@ _WEIGHT: dict[PlaceKind, float] = {"name": 1.0, "demonym": 0.5, "city": 1.0, "co
 _TITLE_WEIGHT = 2.0
 _FIRST_BONUS = 1.5
 """The first country named (in the title, else the text) is usually the subject."""
+_SPONSOR_AFTER_PATTERN = r"-(?:backed|led|funded|brokered|made|supplied|based|trained|armed)\b"
+_SPONSOR_AFTER = re.compile(_SPONSOR_AFTER_PATTERN)
+"""A "U.S.-backed coalition" names a sponsor, not where events happen."""
 _REFUGE_BEFORE = re.compile(
     r"\b(?:fled|flee|fleeing|escaped|escaping|crossed|crossing|arrived|arriving|sheltering|"
     r"sought refuge|taken refuge|refugees)\b(?P<gap>[^.;]{0,40}?)\b(?P<prep>to|into|in)\s+"
-    r"(?:neighbou?ring\s+|the\s+)?(?:[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*){0,2}(?:,\s*|\s+and\s+))*$",
+    r"(?:neighbou?ring\s+|the\s+)?$",
     re.IGNORECASE,
 )
+_LIST_GAP = re.compile(r"(?:,\s*(?:and\s+)?|\s+and\s+)")
+"""What separates the places of a list ("into Mauritania and Burkina Faso")."""
 _ORIGIN_GAP = re.compile(
     r"\b(?:fighting|violence|war|attacks?|clashes|conflict|persecution|insecurity|unrest|"
     r"hostilities|crackdown|bombing|bombardment|massacres?|killings|famine|homes|villages)\b",
@@ -61,6 +66,18 @@ _ORIGIN_BEFORE = re.compile(
 )
 """Armed men "from Sudan's neighbouring Darfur region" name where attackers come from, not
 where the attack happens: counted like a place of refuge."""
+_AFTER = re.compile(
+    r"(?P<sponsor>"
+    + _SPONSOR_AFTER_PATTERN
+    + r")|(?P<speaker>"
+    + _SPEAKER_AFTER.pattern
+    + r")|(?P<verb>"
+    + _SPEAKER_VERB_AFTER.pattern
+    + r")"
+)
+"""Sponsor, speaker and speaker-verb contexts in one match: at most one can hold."""
+_AFTER_STARTS = frozenset("-'’ \t\r\n\f\v\xa0")
+"""Characters that can start an _AFTER or _COURT_AFTER context: others skip the match."""
 _COURT_AFTER = re.compile(
     r"(?:['’]s)?\s+(?:(?:[Hh]igh|[Ss]upreme|[Dd]istrict|[Rr]egional|[Ff]ederal|[Mm]ilitary|"
     r"[Cc]riminal|[Aa]ppeals?|[Ss]tate|[Nn]ational)\s+)*(?:[Cc]ourts?|[Tt]ribunal|[Jj]udges?|"
@@ -70,13 +87,16 @@ _COURT_BEFORE = re.compile(
     r"\b(?:[Cc]ourt|[Tt]ribunal|[Tt]rial|[Jj]udges|[Pp]rosecutors)\s+(?:in|of)\s+(?:the\s+)?$"
 )
 """Where a trial is held: "a German court", "a court in Koblenz", "Sweden's prosecutors"."""
-_LOCATIVE_BEFORE = re.compile(
-    r"\b(?:in|across|inside|throughout|within)\s+(?:the\s+)?(?:(?:[Nn]orth|[Ss]outh|[Ee]ast|[Ww]est|"
-    r"[Cc]entral|[Nn]orthern|[Ss]outhern|[Ee]astern|[Ww]estern|[Nn]orth-?[Ee]astern|"
-    r"[Nn]orth-?[Ww]estern|[Ss]outh-?[Ee]astern|[Ss]outh-?[Ww]estern)\s+)?$"
+_LOCATIVE_REVERSED = re.compile(
+    r"\s+(?:(?:htro[Nn]|htuo[Ss]|tsa[Ee]|tse[Ww]|lartne[Cc]|nrehtro[Nn]|nrehtuo[Ss]|nretsa[Ee]|"
+    r"nretse[Ww]|nretsa[Ee]-?htro[Nn]|nretse[Ww]-?htro[Nn]|nretsa[Ee]-?htuo[Ss]|"
+    r"nretse[Ww]-?htuo[Ss])\s+)?(?:eht\s+)?(?:ni|ssorca|edisni|tuohguorht|nihtiw)(?!\w)"
 )
-"""Events happen "in eastern Congo": a place after "in" is where, not who."""
+"""Events happen "in eastern Congo": a place after "in", "across", "within"… (and "the", a
+compass direction) is where, not who. Written backwards and matched on the text before the
+place reversed: an anchored match instead of a look-behind search."""
 _LOCATIVE_BONUS = 0.5
+_COURT_ENDS = ("court", "tribunal", "trial", "judges", "prosecutors", "in", "of", "the")
 _REFUGE_WORDS = ("fled", "flee", "escap", "cross", "arriv", "shelter", "refuge")
 _REFUGE_WEIGHT = 0.5
 """Where refugees arrive ("fled into neighbouring Chad") is not where the events happen."""
@@ -91,10 +111,6 @@ _GROUP_AFTER = re.compile(
     r"civilians|origin|descent|ethnicity|diaspora)\b",
     re.I,
 )
-
-
-_SPONSOR_AFTER = re.compile(r"-(?:backed|led|funded|brokered|made|supplied|based|trained|armed)\b")
-"""A "U.S.-backed coalition" names a sponsor, not where events happen."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,32 @@ class Gazetteer:
             out.append((m.start(), m.end(), m.group()))
         return out
 
+    def sole_country(
+        self, text: str, hits: list[Hit], title: str, title_hits: list[Hit]
+    ) -> str | None:
+        """The one country all the text's and title's place names point to, if they point to
+        one and one of them counts at all: then weights cannot change the ranking, and
+        count()'s look-behinds are spared (most reports name one country)."""
+        entries = self.entries
+        sole: str | None = None
+        counts = False
+        for where, found in ((text, hits), (title, title_hits)):
+            for start, end, form in found:
+                entry = entries.get(form) or entries.get(" ".join(form.split()))
+                if entry is None:
+                    continue
+                code, kind = entry
+                if sole is None:
+                    sole = code
+                elif code != sole:
+                    return None
+                if not counts:
+                    counts = not (
+                        (kind == "demonym" and _is_ethnic(where, start, end))
+                        or (where[end : end + 1] == "-" and _SPONSOR_AFTER.match(where, end))
+                    )
+        return sole if counts else None
+
     def count(
         self,
         text: str,
@@ -121,48 +163,58 @@ class Gazetteer:
         courts: set[str] | None = None,
         hits: list[Hit] | None = None,
         first: list[str] | None = None,
+        lowered: str | None = None,
     ) -> dict[str, float]:
         """Weighted mentions per country in text, in order of first mention (datelines and
         places of refuge come last); ``courts`` collects court-seat countries.
 
         ``hits``: the forms found by a caller's own scan of ``text`` (the classifier's);
         ``first`` receives the first country named outright (not by a demonym, dateline,
-        speaker or place of refuge).
+        speaker or place of refuge); ``lowered``: the text lowercased, if the caller has it.
         """
         scores: dict[str, float] = {}
         secondary: dict[str, float] = {}  # datelines, places of refuge
-        low = text.lower()
+        entries = self.entries
+        low = text.lower() if lowered is None else lowered
         refuge = any(word in low for word in _REFUGE_WORDS)  # most reports: no look-behind
+        refuge_end = -1  # where the last place of refuge ended, for lists of them
         for start, end, form in self.hits(text) if hits is None else hits:
-            entry = self.entries.get(form) or self.entries.get(" ".join(form.split()))
+            entry = entries.get(form) or entries.get(" ".join(form.split()))
             if entry is None:
                 continue
             code, kind = entry
-            if courts is not None and (
-                _COURT_AFTER.match(text, end)
-                or _COURT_BEFORE.search(text, max(0, start - 30), start)
-            ):
+            # Most places are followed by a comma or stop: no context can follow them.
+            after = _AFTER.match(text, end) if text[end : end + 1] in _AFTER_STARTS else None
+            if courts is not None and _court_seat(text, start, end):
                 courts.add(code)  # "a German court", "a court in Koblenz": the trial's seat
             if kind == "demonym" and _is_ethnic(text, start, end):
                 continue
-            if _SPONSOR_AFTER.match(text, end):
+            if after is not None and after.lastgroup == "sponsor":
                 continue
             if start < _DATELINE_SPAN and _is_dateline(text, start, end):
                 secondary[code] = secondary.get(code, 0.0) + _DATELINE_WEIGHT * weight
                 continue
             if (
-                (refuge and _after_preposition(text, start) and _is_refuge(text, start))
-                or _SPEAKER_AFTER.match(text, end)
-                or _SPEAKER_VERB_AFTER.match(text, end)
+                (
+                    refuge
+                    and _after_preposition(text, start)
+                    and (
+                        (refuge_end >= 0 and _LIST_GAP.fullmatch(text, refuge_end, start))
+                        or _is_refuge(text, start)
+                    )
+                )
+                or after is not None
                 or (
-                    " from " in text[max(0, start - 60) : start]
+                    text.find(" from ", max(0, start - 60), start) >= 0
                     and _ORIGIN_BEFORE.search(text, max(0, start - 60), start)
                 )
             ):
                 secondary[code] = secondary.get(code, 0.0) + _REFUGE_WEIGHT * weight
+                if refuge:
+                    refuge_end = end
                 continue
             scores[code] = scores.get(code, 0.0) + _WEIGHT[kind] * weight
-            if kind != "demonym" and _LOCATIVE_BEFORE.search(text, max(0, start - 40), start):
+            if kind != "demonym" and _is_locative(text, start):
                 scores[code] += _LOCATIVE_BONUS * weight
             if first is not None and not first and kind != "demonym":
                 first.append(code)
@@ -179,6 +231,36 @@ def _is_dateline(text: str, start: int, end: int) -> bool:
     return bool(_DATELINE_BEFORE.match(text, 0, start) and _DATELINE_AFTER.match(text, end))
 
 
+def _word_ends_before(text: str, start: int, ends: tuple[str, ...]) -> bool | None:
+    """Whether the word before the space before start ends in one of ``ends`` (lowercased):
+    the string test that tells whether a look-behind search can match at all. None when
+    more than one whitespace character comes first (the search decides)."""
+    if start < 2 or not text[start - 1].isspace():
+        return False
+    prev = text[max(0, start - 16) : start - 1]
+    if prev[-1:].isspace():
+        return None
+    return prev.lower().endswith(ends)
+
+
+def _is_locative(text: str, start: int) -> bool:
+    """_LOCATIVE_REVERSED within the 40 characters before start (one more for the word
+    boundary before "in")."""
+    if not text[start - 1 : start].isspace():
+        return False
+    before = text[max(0, start - 41) : start][::-1]
+    m = _LOCATIVE_REVERSED.match(before)
+    return m is not None and m.end() <= 40
+
+
+def _court_seat(text: str, start: int, end: int) -> bool:
+    if text[end : end + 1] in _AFTER_STARTS and _COURT_AFTER.match(text, end):
+        return True
+    if _word_ends_before(text, start, _COURT_ENDS) is False:
+        return False
+    return bool(_COURT_BEFORE.search(text, max(0, start - 30), start))
+
+
 def _after_preposition(text: str, start: int) -> bool:
     """What _REFUGE_BEFORE needs right before a place ("into ", "neighbouring "), tested with
     string methods first: the look-behind search is costly and rarely needed."""
@@ -192,7 +274,7 @@ _PREPOSITION_ENDS = ("to", "in", "neighbouring", "neighboring", "the", "and", ",
 def _is_refuge(text: str, start: int) -> bool:
     """A place people fled to ("crossed into Chad", "fled to Mauritania and Burkina Faso"),
     not one they fled from ("fled fighting in Mali")."""
-    m = _REFUGE_BEFORE.search(text, max(0, start - 90), start)
+    m = _REFUGE_BEFORE.search(text, max(0, start - 60), start)
     if m is None:
         return False
     return not (m.group("prep").lower() == "in" and _ORIGIN_GAP.search(m.group("gap")))
@@ -300,20 +382,30 @@ def countries(
     hint: str | None = None,
     judicial: bool = False,
     hits: list[Hit] | None = None,
+    lowered: str | None = None,
 ) -> list[str]:
     """ISO alpha-2 codes, most cited first (title mentions count double); the hint leads.
 
     ``judicial``: the report is about a trial, so a named court's seat comes first.
-    ``hits``: gazetteer forms already found in ``text`` by the caller's scan.
+    ``hits``: gazetteer forms already found in ``text`` by the caller's scan; ``lowered``:
+    the text lowercased, if the caller has it.
     """
     gaz = gazetteer()
-    courts: set[str] = set()
+    title_hits = gaz.hits(title) if title else []
+    if hits is not None:
+        sole = gaz.sole_country(text, hits, title or "", title_hits)
+        if sole is not None:
+            return _with_hint([sole], hint)
+    # Court seats only matter in a trial report: other reports skip looking for them.
+    courts: set[str] | None = set() if judicial else None
     named: list[str] = []
-    scores = gaz.count(text, courts=courts, hits=hits, first=named)
+    scores = gaz.count(text, courts=courts, hits=hits, first=named, lowered=lowered)
     first = named[0] if named else next(iter(scores), None)
     if title:
         named_in_title: list[str] = []
-        in_title = gaz.count(title, weight=_TITLE_WEIGHT, courts=courts, first=named_in_title)
+        in_title = gaz.count(
+            title, weight=_TITLE_WEIGHT, courts=courts, first=named_in_title, hits=title_hits
+        )
         first = named_in_title[0] if named_in_title else first
         for code, score in in_title.items():
             scores[code] = scores.get(code, 0.0) + score
@@ -325,7 +417,11 @@ def countries(
     ranked = sorted(scores, key=lambda c: -scores[c])
     if judicial and courts:
         ranked = sorted(ranked, key=lambda c: c not in courts)
+    return _with_hint(ranked, hint)
+
+
+def _with_hint(ranked: list[str], hint: str | None) -> list[str]:
     if hint:
         code = hint.strip().upper()
-        ranked = [code, *(c for c in ranked if c != code)]
+        return [code, *(c for c in ranked if c != code)]
     return ranked
