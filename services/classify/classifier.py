@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -24,10 +24,13 @@ from services.classify.taxonomy import (
     trie_body,
 )
 
-_BOUNDARY = re.compile(r"[.!?…\n][\"”’)\]]*[ \t\r\n\f\v]*")
-"""Candidate sentence ends (stops, closers, spaces); _sentences() keeps those followed by
-a non-lowercase start, and line breaks unless a wrapped line continues in lowercase. It
-starts on a character class so the regex engine skips through text in C."""
+_BOUNDARY = re.compile(
+    r"(?:\n[\"”’)\]]*+[ \t\r\n\f\v]*+|[.!?…][\"”’)\]]*+(?:[ \t\r\n\f\v]++|\Z))(?![a-z])"
+)
+"""Sentence ends: a line break, or a stop followed by space (not "U.S.", "2.5"), then
+anything but a lowercase letter (a hard-wrapped line, "e.g. this"). Possessive runs, so a
+rejected end is not retried shorter; it starts on a character class so the regex engine
+skips through text in C."""
 _CLAUSE = re.compile(
     r"[;:]|\s[-–—]\s|,\s*(?:but|while|whereas|although|though|yet)\b|\s(?:but|whereas)\s",
     re.IGNORECASE,
@@ -161,6 +164,26 @@ class Classifier:
         # every letter; the text is scanned with a space in front so offsets shift by one.
         self._edge_pattern = re.compile(r"\W(?:" + trie_body(lookup) + r")(?!\w)")
         self._indicators = tuple(self._compile(ind) for ind in self.taxonomy.indicators)
+        # The rules again as plain tuples for the hot loop: the slots that are one concept
+        # make one mask that must be wholly present, the others must each meet the mask.
+        self._rule_table = tuple(
+            (
+                ci.spec.id,
+                ci.any_mask,
+                tuple(
+                    (
+                        _or(s for s in rule.slot_masks if s and not s & (s - 1)),
+                        tuple(s for s in rule.slot_masks if not s or s & (s - 1)),
+                        rule.weight,
+                        rule.unless_mask,
+                        rule.severity,
+                    )
+                    for rule in ci.rules
+                ),
+            )
+            for ci in self._indicators
+        )
+        self._any_rule = _or(ci.any_mask for ci in self._indicators)
         self._violent = self._mask(context.VIOLENCE_CONCEPTS)
         self._report = self._bit["report"]
         self._attribution = self._bit["attribution"]
@@ -232,8 +255,11 @@ class Classifier:
             sent.extra |= self._quantity | (self._killed_figure if fig.kind == "killed" else 0)
         figures = [f for f in figures if not _COMBATANTS_AFTER.match(text, f.end)]
         dated_past = _mark_old_years(text, sentences, starts)
-        violent_report = any(s.mask & self._violent for s in sentences)
-        crisis = violent_report or any(s.mask & self._crisis for s in sentences)
+        doc_mask = 0  # every concept the report names, for the report-wide tests below
+        for sent in sentences:
+            doc_mask |= sent.mask
+        violent_report = bool(doc_mask & self._violent)
+        crisis = violent_report or bool(doc_mask & self._crisis)
         if crisis:
             bits = self._crisis_report | (self._violent_report if violent_report else 0)
             for sent in sentences:
@@ -242,7 +268,7 @@ class Classifier:
         scores: dict[str, list[tuple[float, int]]] = {}
         levels: dict[tuple[str, int], int] = {}  # rules that set their own severity
         doc_factor = doc.factor
-        if dated_past and not any(s.mask & self._report for s in sentences):
+        if dated_past and not doc_mask & self._report:
             # Every year it names is long past and nothing marks an event as current
             # ("today", "on Monday", "witnesses said"): a retrospective, not news.
             doc_factor *= context.DOC_GENRE
@@ -283,7 +309,7 @@ class Classifier:
                 scores.setdefault(ind_id, []).append((weight * factor, idx))
 
         casualties = self._casualties(figures, sentences, starts, doc)
-        if "disaster" in distinct and not any(s.mask & self._violent for s in sentences):
+        if "disaster" in distinct and not violent_report:
             casualties = {}  # a flood's dead are not an atrocity's: no figures to alert on
         matches, severity = self._decide(text, sentences, scores, casualties, levels)
         if severity == 0:
@@ -317,23 +343,31 @@ class Classifier:
 
     def _rule_weights(self, mask: int) -> list[tuple[str, float, int]]:
         """Each indicator's best rule weight for a sentence's concepts (bitmask tests)."""
-        out = []
-        for ci in self._indicators:
-            if not mask & ci.any_mask:
+        out: list[tuple[str, float, int]] = []
+        if not mask & self._any_rule:
+            return out
+        for ind_id, any_mask, rules in self._rule_table:
+            if not mask & any_mask:
                 continue
             weight = 0.0
             level = 0
-            for rule in ci.rules:
-                if mask & rule.unless_mask or (rule.weight <= weight and rule.severity <= level):
+            for required, alternatives, rule_weight, unless, severity in rules:
+                if (
+                    mask & required != required
+                    or mask & unless
+                    or (rule_weight <= weight and severity <= level)
+                ):
                     continue
-                for slot in rule.slot_masks:
-                    if not mask & slot:
+                for alt in alternatives:
+                    if not mask & alt:
                         break
                 else:
-                    weight = max(weight, rule.weight)
-                    level = max(level, rule.severity)
+                    if rule_weight > weight:
+                        weight = rule_weight
+                    if severity > level:
+                        level = severity
             if weight:
-                out.append((ci.spec.id, weight, level))
+                out.append((ind_id, weight, level))
         return out
 
     # -- scanning -----------------------------------------------------------------------
@@ -343,20 +377,11 @@ class Classifier:
         """Sentence spans covering the text: evidence is a sentence, rules look inside one."""
         out: list[_Sentence] = []
         last = 0
-        n = len(text)
         for m in _BOUNDARY.finditer(text):
-            stop, after = m.start(), m.end()
-            if after < n and "a" <= text[after] <= "z":
-                continue  # a hard-wrapped line, or "e.g. this"
-            if text[stop] == "\n":
-                end = stop
-            elif after < n and not text[after - 1].isspace():
-                continue  # "U.S.", "2.5": no space after the stop
-            else:
-                end = stop + 1
-            out.append(_Sentence(last, end))
-            last = after
-        out.append(_Sentence(last, n))
+            stop = m.start()
+            out.append(_Sentence(last, stop if text[stop] == "\n" else stop + 1))
+            last = m.end()
+        out.append(_Sentence(last, len(text)))
         return out
 
     def _scan(
@@ -563,6 +588,13 @@ class Classifier:
             "confidence": round(min(0.99, 1.0 - miss), 2),
             "evidence": evidence,
         }
+
+
+def _or(masks: Iterable[int]) -> int:
+    out = 0
+    for mask in masks:
+        out |= mask
+    return out
 
 
 def _entry(

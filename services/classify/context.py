@@ -68,6 +68,9 @@ class DocumentContext:
 
     @classmethod
     def from_cues(cls, distinct: dict[str, set[str]]) -> DocumentContext:
+        if not distinct:
+            return _NO_GENRE  # most reports: no genre cue at all
+
         def many(kind: str) -> bool:
             return len(distinct.get(kind, ())) >= DOC_GENRE_MIN_CUES
 
@@ -83,6 +86,9 @@ class DocumentContext:
     def factor(self) -> float:
         genre = self.commemorative or self.sport or self.entertainment or self.judicial
         return DOC_GENRE if genre else 1.0
+
+
+_NO_GENRE = DocumentContext()
 
 
 def sentence_factor(
