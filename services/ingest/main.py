@@ -21,7 +21,7 @@ from services.common.settings import Settings
 from services.common.telemetry import serve_metrics
 from services.ingest import language
 from services.ingest.api import router, unparsable_body_is_422
-from services.ingest.dedup import SeenReports
+from services.ingest.dedup import SeenReports, adopt_shared_table, seen_database_url
 from services.ingest.feeds import FeedAuth, load_feeds
 from services.ingest.limits import BodyLimit, TokenBucket
 from services.ingest.metrics import IngestMetrics
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "ingest",
         request_timeout_ms=int(settings.ingest_publish_timeout_s * 1000),
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(seen_database_url(settings.database_url))
     seen = SeenReports(engine, settings.ingest_dedup_retention_s)
     publisher = ReportPublisher(
         broker,
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(language.load)
         await seen.start()
+        if adopted := await adopt_shared_table(engine, settings.database_url):
+            log.info("moved %d seen report ids out of the shared database", adopted)
         async with broker, httpx.AsyncClient(headers={"User-Agent": "tocsin-ingest"}) as client:
             await broker.start()
             polling = Polling(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import inspect
 
 from services.common.db import make_engine
-from services.ingest.dedup import SeenReports
+from services.ingest.dedup import SeenReports, adopt_shared_table, seen_database_url
 
 DAY = 86400.0
 
@@ -80,3 +81,33 @@ async def test_a_database_failure_reaches_every_waiting_caller(tmp_path: object)
     )
     await engine.dispose()
     assert all(isinstance(r, (SQLAlchemyError, OSError)) for r in results), results
+
+
+def test_sqlite_seen_ids_get_a_file_of_their_own() -> None:
+    assert seen_database_url("sqlite+aiosqlite:////var/tocsin.db") == (
+        "sqlite+aiosqlite:////var/tocsin-ingest-seen.db"
+    )
+    for unchanged in (
+        "sqlite+aiosqlite://",
+        "sqlite+aiosqlite:///:memory:",
+        "postgresql+asyncpg://tocsin:secret@db:5432/tocsin",
+    ):
+        assert seen_database_url(unchanged) == unchanged
+
+
+async def test_ids_seen_in_the_shared_file_are_adopted_once(sqlite_url: str) -> None:
+    shared = make_engine(sqlite_url)
+    await SeenReports(shared, DAY).mark([("old", "f")], now=5.0)
+    own = make_engine(seen_database_url(sqlite_url))
+    try:
+        seen = SeenReports(own, DAY)
+        await seen.start()
+        assert await adopt_shared_table(own, sqlite_url) == 1
+        assert await seen.already(["old", "new"], now=6.0) == {"old"}
+        assert await adopt_shared_table(own, sqlite_url) == 0  # the shared table is gone
+        async with shared.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "ingest_seen" not in tables
+    finally:
+        await own.dispose()
+        await shared.dispose()
