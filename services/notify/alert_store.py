@@ -22,6 +22,10 @@ class AlertStore:
         self._size = cache_size
 
     async def add(self, conn: AsyncConnection, alerts: Sequence[AlertRaised], now: float) -> None:
+        """Store the versions (a version's payload never changes, so the cache may keep
+        them even if this transaction rolls back: the redelivered batch stores them)."""
+        for a in alerts:
+            self._remember(a.key, a)
         await tables.insert_ignore(
             conn,
             A,
@@ -50,10 +54,14 @@ class AlertStore:
         if payload is None:
             return None
         alert = AlertRaised.model_validate_json(payload)
+        self._remember(key, alert)
+        return alert
+
+    def _remember(self, key: str, alert: AlertRaised) -> None:
         self._cache[key] = alert
+        self._cache.move_to_end(key)
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
-        return alert
 
     async def latest(self, *, open_only: bool, fingerprint: str | None = None) -> list[AlertRaised]:
         """The newest version of each alert (of one, with ``fingerprint``)."""

@@ -75,7 +75,18 @@ async def enqueue(
     note: str | None = None,
 ) -> int:
     """Create the notice's rows (due now) unless they exist; returns how many are new."""
-    rows = [
+    return await tables.insert_ignore(conn, L, rows_of(notice, fingerprint, channels, now, note))
+
+
+def rows_of(
+    notice: Notice,
+    fingerprint: str,
+    channels: Sequence[str],
+    now: float,
+    note: str | None = None,
+) -> list[dict[str, Any]]:
+    """A notice's ledger rows, one per channel, due now."""
+    return [
         {
             "notification": notice.notification,
             "focal_point": notice.focal_point,
@@ -92,7 +103,6 @@ async def enqueue(
         }
         for channel in channels
     ]
-    return await tables.insert_ignore(conn, L, rows)
 
 
 class Ledger:

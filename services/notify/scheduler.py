@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.alerts import AlertRaised
@@ -23,7 +23,7 @@ from services.notify import tables
 from services.notify.alert_store import AlertStore
 from services.notify.delivery import Clock, Sender
 from services.notify.grouping import Decision, Notice, alert_key, decide, on_version
-from services.notify.ledger import enqueue
+from services.notify.ledger import rows_of
 from services.notify.metrics import NotifyMetrics
 from services.notify.routing import FocalPointsConfig, route
 from services.notify.silences import Silences, silenced_until
@@ -60,14 +60,79 @@ class Scheduler:
         ordered = sorted(batch, key=lambda a: (a.fingerprint, a.version))
         async with self.engine.begin() as conn:
             await self.alerts.add(conn, ordered, now)
-            for alert in ordered:
-                existing = await _group_ids(conn, alert.fingerprint)
-                targets = set(existing)
-                if alert.status == "firing":
-                    targets |= {fp.id for fp in route(alert, self.config)}
-                for fp_id in sorted(targets):
-                    await self._move(conn, alert, fp_id, now)
+            if not await self._move_all(conn, ordered, now):
+                # Another replica wrote one of these groups meanwhile: go one by one (the
+                # groups already written find their versions old news).
+                for alert in ordered:
+                    existing = await _group_ids(conn, alert.fingerprint)
+                    targets = set(existing)
+                    if alert.status == "firing":
+                        targets |= {fp.id for fp in route(alert, self.config)}
+                    for fp_id in sorted(targets):
+                        await self._move(conn, alert, fp_id, now)
         self._wake.set()
+
+    async def _move_all(
+        self, conn: AsyncConnection, ordered: Sequence[AlertRaised], now: float
+    ) -> bool:
+        """The batch's groups read in one statement, moved in memory version by version,
+        and written once each (guarded by ``rev``); False if a guard failed."""
+        fingerprints = sorted({a.fingerprint for a in ordered})
+        found = await conn.execute(select(G).where(G.c.fingerprint.in_(fingerprints)))
+        state: dict[tuple[str, str], dict[str, Any]] = {}
+        by_alert: dict[str, set[str]] = {}
+        for r in found:
+            state[(r.fingerprint, r.focal_point)] = dict(r._mapping)
+            by_alert.setdefault(r.fingerprint, set()).add(r.focal_point)
+        fresh: set[tuple[str, str]] = set()
+        moved: set[tuple[str, str]] = set()
+        for alert in ordered:
+            targets = set(by_alert.get(alert.fingerprint, ()))
+            if alert.status == "firing":
+                targets |= {fp.id for fp in route(alert, self.config)}
+            for fp_id in sorted(targets):
+                fp = self.config.get(fp_id)
+                if fp is None:
+                    continue
+                key = (alert.fingerprint, fp_id)
+                group = state.get(key)
+                changes = on_version(
+                    group,
+                    version=alert.version,
+                    status=alert.status,
+                    severity=alert.severity,
+                    now=now,
+                    timing=self.config.timing_of(fp),
+                )
+                if changes is None:
+                    continue
+                if group is None:
+                    if alert.status == "resolved":
+                        continue
+                    state[key] = _new_group(alert.fingerprint, fp_id, now) | changes
+                    by_alert.setdefault(alert.fingerprint, set()).add(fp_id)
+                    fresh.add(key)
+                    continue
+                if group["latest_version"] > group["notified_version"]:
+                    # The pending notice will carry this newer version instead.
+                    for channel in self.sender.channels:
+                        if channel.applies(fp):
+                            self.metrics.suppressed.labels(channel.name, "grouped").inc()
+                group.update(changes)
+                moved.add(key)
+        new_rows = [state[k] for k in sorted(fresh)]
+        if await tables.insert_ignore(conn, G, new_rows) != len(new_rows):
+            return False
+        for key in sorted(moved - fresh):
+            group = state[key]
+            done = await conn.execute(
+                _MOVE,
+                {"k_fingerprint": key[0], "k_focal_point": key[1], "k_rev": group["rev"]}
+                | {f"v_{c}": group[c] for c in _MOVED},
+            )
+            if done.rowcount != 1:
+                return False
+        return True
 
     async def _move(
         self, conn: AsyncConnection, alert: AlertRaised, fp_id: str, now: float
@@ -139,13 +204,18 @@ class Scheduler:
         active = await self.silences.active(now)
         plans = [await self._plan(group, active, now) for group in rows]
         acted = 0
+        escalations = 0
         async with self.engine.begin() as conn:
+            new_rows: list[dict[str, Any]] = []
             for group, decision, notes in plans:
-                if await self._apply(conn, group, decision.changes, decision.notices, now, notes):
+                got = await self._apply(conn, group, decision.changes, decision.notices, now, notes)
+                if got is not None:
+                    new_rows += got
                     acted += len(decision.notices)
-                    for n in decision.notices:
-                        if n.kind == "escalation":
-                            self.metrics.escalations.inc()
+                    escalations += sum(n.kind == "escalation" for n in decision.notices)
+            await tables.insert_ignore(conn, tables.ledger, new_rows)
+        if escalations:
+            self.metrics.escalations.inc(escalations)
         if acted:
             self._wake.set()
         return acted
@@ -185,21 +255,24 @@ class Scheduler:
         notices: Sequence[Notice],
         now: float,
         notes: dict[str, str],
-    ) -> bool:
-        """Apply a decision if nobody changed the group since we read it (``rev``)."""
+    ) -> list[dict[str, Any]] | None:
+        """Apply a decision if nobody changed the group since we read it (``rev``); returns
+        the ledger rows of its notices, to create in the same transaction (None: not
+        applied)."""
         pk = and_(G.c.fingerprint == group["fingerprint"], G.c.focal_point == group["focal_point"])
         done = await conn.execute(
             update(G).where(pk, G.c.rev == group["rev"]).values(rev=G.c.rev + 1, **changes)
         )
         if done.rowcount != 1:
-            return False
+            return None
+        rows = []
         for n in notices:
             target = self.config.get(n.focal_point)
             if target is None:
                 continue
             channels = [c.name for c in self.sender.channels if c.applies(target)]
-            await enqueue(conn, n, group["fingerprint"], channels, now, notes.get(n.notification))
-        return True
+            rows += rows_of(n, group["fingerprint"], channels, now, notes.get(n.notification))
+        return rows
 
     # -- acknowledgement --------------------------------------------------------------------
 
@@ -273,6 +346,43 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+
+
+def _new_group(fingerprint: str, fp_id: str, now: float) -> dict[str, Any]:
+    """Every column, so that new groups share one INSERT statement."""
+    return {c.name: None for c in G.columns} | {
+        "fingerprint": fingerprint,
+        "focal_point": fp_id,
+        "notified_version": 0,
+        "repeats": 0,
+        "closed": False,
+        "rev": 0,
+        "created_at": now,
+    }
+
+
+_MOVED = (
+    "latest_version",
+    "latest_status",
+    "severity",
+    "notify_at",
+    "closed",
+    "acked_at",
+    "acked_by",
+    "escalated_at",
+    "escalate_at",
+)
+"""The columns a new version can change (``on_version``)."""
+
+_MOVE = (
+    update(G)
+    .where(
+        G.c.fingerprint == bindparam("k_fingerprint"),
+        G.c.focal_point == bindparam("k_focal_point"),
+        G.c.rev == bindparam("k_rev"),
+    )
+    .values(rev=G.c.rev + 1, **{c: bindparam(f"v_{c}") for c in _MOVED})
+)
 
 
 async def _group_ids(conn: AsyncConnection, fingerprint: str) -> list[str]:

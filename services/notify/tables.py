@@ -120,18 +120,19 @@ async def insert_ignore(conn: AsyncConnection, table: Table, rows: Sequence[dict
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if len(rows) == 1:
+        result = await conn.execute(
+            dialect.insert(table).values(**rows[0]).on_conflict_do_nothing()
+        )
+        return max(result.rowcount, 0)
+    # executemany of one statement: compiled once, sent as multi-row VALUES in chunks, and
+    # RETURNING counts the rows that went in on both databases.
+    keys = list(table.primary_key.columns)
+    query = dialect.insert(table).on_conflict_do_nothing().returning(*keys)
     inserted = 0
     for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        if any(row.keys() != chunk[0].keys() for row in chunk):
-            for row in chunk:  # rows with different columns cannot share one VALUES list
-                result = await conn.execute(
-                    dialect.insert(table).values(**row).on_conflict_do_nothing()
-                )
-                inserted += max(result.rowcount, 0)
-            continue
-        result = await conn.execute(dialect.insert(table).values(chunk).on_conflict_do_nothing())
-        inserted += max(result.rowcount, 0)
+        result = await conn.execute(query, list(rows[start : start + INSERT_CHUNK]))
+        inserted += len(result.all())
     return inserted
 
 

@@ -14,6 +14,8 @@ from schemas.alerts import AlertRaised
 from schemas.deliveries import NotificationSent
 from services.common.settings import Settings
 from services.notify import handlers, tables
+from services.notify.grouping import Notice
+from services.notify.ledger import enqueue
 from services.notify.main import create_app
 from services.notify.render import Outgoing
 from services.notify.routing import FocalPoint
@@ -206,3 +208,38 @@ async def test_a_reminder_retrying_when_acknowledged_is_suppressed(
         ("notice", "sent"),
         ("repeat", "suppressed"),
     ]
+
+
+async def test_an_older_notice_still_waiting_is_superseded_by_the_newer_version(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    channel, clock = FakeChannel("email"), Clock()
+    settings = Settings(config_dir=write_config(tmp_path), database_url=sqlite_url)
+    app = create_app(settings, clock=clock, channels=[channel])
+    scheduler = app.state.scheduler
+    await tables.create(scheduler.engine)
+    v1, v2 = alert(), alert(version=2)
+    async with scheduler.engine.begin() as conn:  # a backlog: both notices due, none sent
+        await scheduler.alerts.add(conn, [v1, v2], clock())
+        for a in (v1, v2):
+            await enqueue(
+                conn, Notice(a.key, a.key, "notice", "test-desk"), a.fingerprint, ["email"], clock()
+            )
+        repeat = Notice(f"{v1.key}~repeat1", v1.key, "repeat", "test-desk")
+        await enqueue(conn, repeat, v1.fingerprint, ["email"], clock())
+    async with TestKafkaBroker(app.state.broker):
+        await scheduler.tick()
+    history = await app.state.ledger.history(v1.fingerprint)
+    superseded = {"channel": "email", "reason": "superseded"}
+    count = scheduler.metrics.registry.get_sample_value(
+        "tocsin_notifications_suppressed_total", superseded
+    )
+    await scheduler.engine.dispose()
+    # Only the newest version's notice (it lists every report) and the reminder go out.
+    assert sorted(channel.sent) == [(v1.key + "~repeat1", "test-desk"), (v2.key, "test-desk")]
+    assert sorted((h["notification"], h["status"]) for h in history) == [
+        (v1.key, "superseded"),
+        (v1.key + "~repeat1", "sent"),
+        (v2.key, "sent"),
+    ]
+    assert count == 1
