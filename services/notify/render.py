@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,8 @@ KIND_PREFIX = {
 }
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in the mail store, unlike base64
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -103,19 +109,37 @@ def thread_id(alert: AlertRaised, focal_point: FocalPoint) -> str:
 
 def render_email(
     alert: AlertRaised, focal_point: FocalPoint, sender: str, out: Outgoing | None = None
-) -> EmailMessage:
+) -> Message:
+    """Multipart text + HTML, built with the compat32 MIME classes: the same message as
+    with ``EmailMessage`` for a fraction of the CPU (no header re-parsing), which counts at
+    hundreds of mails a second. Non-ASCII headers become RFC 2047 encoded words."""
     out = out or Outgoing(alert.key)
     ctx = _context(alert, out)
-    msg = EmailMessage()
-    msg["Subject"] = subject(alert, out.kind)
-    msg["From"] = sender
-    msg["To"] = ", ".join(focal_point.email)
+    msg = MIMEMultipart("alternative")
+    msg["Subject"] = _encoded(subject(alert, out.kind), "Subject")
+    msg["From"] = _address(sender)
+    msg["To"] = ", ".join(_address(a) for a in focal_point.email)
     msg["Message-ID"] = message_id(alert, focal_point, out.notification)
     msg["References"] = thread_id(alert, focal_point)
     msg["Date"] = formatdate(alert.updated_at.timestamp())
-    msg.set_content(_templates.get_template("alert.txt.j2").render(ctx))
-    msg.add_alternative(_templates.get_template("alert.html.j2").render(ctx), subtype="html")
+    msg.attach(_text(_templates.get_template("alert.txt.j2").render(ctx), "plain"))
+    msg.attach(_text(_templates.get_template("alert.html.j2").render(ctx), "html"))
     return msg
+
+
+def _text(body: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _UTF8)
+    return part
+
+
+def _encoded(value: str, name: str) -> Any:
+    """Header values are ``str`` or, for non-ASCII text, a ``Header`` (encoded words)."""
+    return value if value.isascii() else Header(value, "utf-8", header_name=name)
+
+
+def _address(value: str) -> str:
+    return formataddr(parseaddr(value), charset="utf-8")
 
 
 def render_slack(alert: AlertRaised, out: Outgoing | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 
 import pytest
 
@@ -48,11 +49,25 @@ def test_email_escapes_html_and_builds_headers_only_from_controlled_fields() -> 
     assert (
         msg["Message-ID"] == "<KG.state_incapacity_or_request_for_help.v1.repeat2.kg-desk@tocsin>"
     )
-    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    wire = message_from_bytes(msg.as_bytes(), policy=policy.default)  # as the server gets it
+    html = wire.get_body(("html",)).get_content()  # type: ignore[attr-defined]
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert 'href="javascript:' not in html
     assert 'href="https://notify.example.org/v1/ack?f=a&amp;s=b"' in html
+
+
+def test_email_encodes_non_ascii_headers_and_bodies_as_utf8() -> None:
+    msg = render_email(alert(country="CI"), FP, "Tocsin Zürich <t@example.org>", Outgoing("k"))
+    raw = msg.as_bytes()
+    assert raw.isascii()  # no SMTPUTF8 needed
+    wire = message_from_bytes(raw, policy=policy.default)
+    assert (
+        wire["Subject"] == "[Tocsin Critical] Côte d'Ivoire: State incapacity or request for help"
+    )
+    assert wire["From"] == "Tocsin Zürich <t@example.org>"
+    text = wire.get_body(("plain",)).get_content()  # type: ignore[attr-defined]
+    assert "Côte d'Ivoire" in text
 
 
 def test_slack_puts_untrusted_text_in_plain_text_and_adds_the_ack_button() -> None:
