@@ -352,6 +352,11 @@ def subdivisions() -> dict[str, tuple[str, PlaceKind]]:
     return entries
 
 
+@cache
+def _subdivision_first_words() -> frozenset[str]:
+    return frozenset(name.split()[0] for name in subdivisions())
+
+
 _CAPITALISED = re.compile(r"[A-Z][\w’'-]*(?:[ \t]+[A-Z][\w’'-]*){0,3}")
 
 
@@ -359,9 +364,12 @@ def _count_subdivisions(text: str) -> dict[str, float]:
     """Runs of capitalised words looked up whole and in parts: cheaper than a regex over
     four thousand names, for the few reports that need it."""
     entries = subdivisions()
+    firsts = _subdivision_first_words()
     scores: dict[str, float] = {}
     for m in _CAPITALISED.finditer(text):
         words = m.group().split()
+        if firsts.isdisjoint(words):
+            continue  # no name starts with any of these words: most runs
         i = 0
         while i < len(words):
             for j in range(len(words), i, -1):
