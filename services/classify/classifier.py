@@ -70,9 +70,10 @@ _Places = tuple[tuple[int, int], ...]
 _Rare = tuple["numbers.Kind | None", bool, _Places, bool]
 """Casualty-figure kind, whether an amount starts with the phrase ("hundreds"), the
 (offset, length) of place names in it, whether it is a cue only in lowercase ("may")."""
-_Entry = tuple[int, "tuple[frozenset[str], frozenset[str]] | None", "_Rare | None"]
-"""A lexicon phrase: concept bitmask, (cue kinds, document-level cue kinds) or None, and
-the rarely set rest or None, so the common phrase costs one lookup and one OR."""
+_Entry = int | tuple[int, "tuple[frozenset[str], frozenset[str]] | None", "_Rare | None"]
+"""A lexicon phrase: its concept bitmask alone (most phrases, so they cost one lookup and
+one OR), else the bitmask, (cue kinds, document-level cue kinds) or None, and the rarely
+set rest or None."""
 _PartialEntry = tuple[int, frozenset[str], "numbers.Kind | None"]
 
 
@@ -163,7 +164,7 @@ class Classifier:
         # The hot-path form: one non-word character, then a phrase. Starting on a character
         # class lets the regex engine skip through words in C instead of trying the trie at
         # every letter; the text is scanned with a space in front so offsets shift by one.
-        self._edge_pattern = re.compile(r"\W(?:" + trie_body(lookup) + r")(?!\w)")
+        self._edge_pattern = re.compile(r"\W(" + trie_body(lookup) + r")(?!\w)")
         self._indicators = tuple(self._compile(ind) for ind in self.taxonomy.indicators)
         self._rule_weights = _compile_rules(self._indicators)
         self._violent = self._mask(context.VIOLENCE_CONCEPTS)
@@ -371,12 +372,16 @@ class Classifier:
                     next_start = (
                         sentences[idx + 1].start if idx + 1 < len(sentences) else len(text) + 1
                     )
-            key = edge.group()[1:]
+            key = edge[1]  # the phrase without its edge
             entry = lookup.get(key)
             if entry is None:
                 entry = lookup.get(" ".join(key.split()))
                 if entry is None:
                     continue
+            if isinstance(entry, int):  # most phrases: concepts only
+                mask |= entry
+                items.append((pos, entry))
+                continue
             emask, cues, rare = entry
             if emask:
                 mask |= emask
@@ -416,9 +421,9 @@ class Classifier:
 
     def _scan_title(self, title: str, distinct: dict[str, set[str]]) -> None:
         for edge in self._edge_pattern.finditer(" " + title.lower()):
-            key = " ".join(edge.group()[1:].split())
+            key = " ".join(edge[1].split())
             entry = self._lookup.get(key)
-            if entry and entry[1]:
+            if isinstance(entry, tuple) and entry[1]:
                 for cue in entry[1][1]:
                     distinct.setdefault(cue, set()).add(key)
 
@@ -601,6 +606,8 @@ def _entry(
     rare: _Rare | None = None
     if kind is not None or number or in_places or is_fragile:
         rare = (kind, number, in_places, is_fragile)
+    if not cues and rare is None:
+        return mask  # most phrases: concepts only, one lookup and one OR
     return mask, ((cues, cues & context.DOCUMENT_CUES) if cues else None), rare
 
 
