@@ -30,6 +30,9 @@ from services.notify.routing import FocalPointsConfig
 
 log = logging.getLogger("tocsin.notify")
 
+PAGE_ROUNDS = 4
+"""Due rows read at a time, in rounds of ``concurrency``."""
+
 Clock = Callable[[], float]
 """Epoch seconds; injected so tests drive the timers."""
 Publish = Callable[[str, Sequence[tuple[str, BaseModel]]], Awaitable[None]]
@@ -74,15 +77,28 @@ class Sender:
     rng: random.Random = field(default_factory=random.Random)
 
     async def send_due(self) -> int:
-        """Attempt every due row once (one page of them); returns how many were attempted
-        by this replica.
+        """Attempt the due rows, a short page at a time (so rows that became due meanwhile
+        are not queued behind a long one) until none is left; returns how many were
+        attempted by this replica."""
+        total = 0
+        while True:
+            attempted, progressed = await self._send_page()
+            total += attempted
+            if not progressed:
+                return total
+
+    async def _send_page(self) -> tuple[int, bool]:
+        """Attempt one page of due rows once; returns how many were attempted, and whether
+        any row was taken or superseded (if not, the rest belongs to another replica).
 
         Rows are claimed ``concurrency`` at a time in one statement and sent with at most
         ``concurrency`` sends in flight, so a claim's lease only has to outlast about two
         sends (bounded by the channel timeouts), never a whole backlog. Older notices that
         a newer version replaces are marked ``superseded`` instead of sent."""
-        due = sorted(await self.ledger.due(self.clock()), key=lambda d: d.key)
-        for d in await self.ledger.supersede(due, self.clock()):
+        page = await self.ledger.due(self.clock(), limit=PAGE_ROUNDS * self.concurrency)
+        due = sorted(page, key=lambda d: d.key)
+        superseded = await self.ledger.supersede(due, self.clock())
+        for d in superseded:
             self.metrics.suppressed.labels(d.channel, "superseded").inc()
             due.remove(d)
         slots = asyncio.Semaphore(self.concurrency)
@@ -117,7 +133,7 @@ class Sender:
             await self.publish(topics.DEADLETTER, dead)
         if error is not None:
             raise error
-        return len(audit)
+        return len(audit), bool(sends or superseded)
 
     async def attempt(self, d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
         """Claim one row and make one attempt (nothing if another sender has it)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
+        self._wake_sender = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -186,8 +187,8 @@ class Scheduler:
     # -- timers ---------------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Act on the due groups, then attempt the due deliveries (a page of each); returns
-        how much was done, so the loop goes on at once while there is a backlog."""
+        """Act on the due groups, then attempt every due delivery; returns how much was
+        done. (The running service does both in two loops; tests step with this.)"""
         acted = await self.groups_due()
         return acted + await self.sender.send_due()
 
@@ -217,7 +218,7 @@ class Scheduler:
         if escalations:
             self.metrics.escalations.inc(escalations)
         if acted:
-            self._wake.set()
+            self._wake_sender.set()
         return acted
 
     async def _plan(
@@ -311,22 +312,37 @@ class Scheduler:
 
     def wake(self) -> None:
         self._wake.set()
+        self._wake_sender.set()
 
     async def run(self) -> None:
+        """The timers and the sender run side by side, so a round of sends never delays
+        the decision (and the enqueueing) of notices that became due meanwhile."""
+        await asyncio.gather(
+            self._loop(self._timers, self._wake, "timers"),
+            self._loop(self.sender.send_due, self._wake_sender, "sender"),
+        )
+
+    async def _timers(self) -> int:
+        acted = await self.groups_due()
+        self.metrics.scheduler_heartbeat.set(self.clock())
+        return acted
+
+    async def _loop(
+        self, step: Callable[[], Awaitable[int]], wake: asyncio.Event, name: str
+    ) -> None:
         while not self._stopping.is_set():
-            self._wake.clear()
+            wake.clear()
             busy = 0
             try:
-                busy = await self.tick()
-                self.metrics.scheduler_heartbeat.set(self.clock())
+                busy = await step()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup must not stop the timers for good
-                log.exception("notify scheduler tick failed")
+                log.exception("notify %s round failed", name)
             if busy:
                 continue  # more may be due: no poll delay while there is a backlog
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                await asyncio.wait_for(wake.wait(), self.poll_s)
 
     def start(self) -> None:
         self._stopping.clear()
@@ -338,7 +354,7 @@ class Scheduler:
         if self._task is None:
             return
         self._stopping.set()
-        self._wake.set()
+        self.wake()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), grace_s)
         except TimeoutError:
