@@ -237,7 +237,7 @@ class Classifier:
                 continue
             sent.extra |= self._quantity | (self._killed_figure if fig.kind == "killed" else 0)
         figures = [f for f in figures if not _COMBATANTS_AFTER.match(text, f.end)]
-        dated_past = _mark_old_years(text, sentences, starts)
+        dated_past = _mark_old_years(text, lowered, sentences, starts)
         doc_mask = 0  # every concept the report names, for the report-wide tests below
         for sent in sentences:
             doc_mask |= sent.mask
@@ -635,7 +635,7 @@ def _lower(text: str) -> str:
     return "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
 
 
-def _mark_old_years(text: str, sentences: list[_Sentence], starts: list[int]) -> bool:
+def _mark_old_years(text: str, lowered: str, sentences: list[_Sentence], starts: list[int]) -> bool:
     """Give the "history" cue to sentences dated well before the report's latest year;
     True when every year the report names is before _HISTORY_BEFORE."""
     years = [
@@ -643,7 +643,8 @@ def _mark_old_years(text: str, sentences: list[_Sentence], starts: list[int]) ->
         for m in _YEAR.finditer(text)
         if not (m.start() and text[m.start() - 1].isalnum())
     ]
-    years = [(p, y) for p, y in years if not _SINCE.search(text, max(0, p - 20), p)]
+    if "since" in lowered:  # most reports: no year can follow "since"
+        years = [(p, y) for p, y in years if not _SINCE.search(text, max(0, p - 20), p)]
     if not years:
         return False
     latest = max(y for _, y in years)
