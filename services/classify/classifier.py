@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TypedDict
 
 from schemas.classification import Classification
@@ -63,6 +64,8 @@ _COMBATANTS_AFTER = re.compile(
 )
 """A killed figure counting fighters ("killing 20 soldiers") is a combatant casualty."""
 _FALSE_CUES = frozenset({"May", "Will", "MAY", "WILL"})
+_SCORE = itemgetter(0)
+_SENTENCE = itemgetter(1)
 """Capitalised month and name, not the modal verbs."""
 
 
@@ -482,18 +485,19 @@ class Classifier:
         fired: dict[str, list[tuple[float, int]]] = {}
         watch = False
         watched: dict[str, list[tuple[float, int]]] = {}
+        # Candidates come in sentence order and sorts are stable: best score first, then
+        # the earlier sentence.
         for ind_id, candidates in scores.items():
-            strong = sorted(
-                (s for s in candidates if s[0] >= threshold), key=lambda s: (-s[0], s[1])
-            )
+            strong = [s for s in candidates if s[0] >= threshold]
             if strong:
+                strong.sort(key=_SCORE, reverse=True)
                 fired[ind_id] = strong
             elif self.taxonomy.by_id[ind_id].watch_listed and any(
                 s[0] >= _WATCH_FLOOR for s in candidates
             ):
                 watch = True
                 watched[ind_id] = sorted(
-                    (s for s in candidates if s[0] >= _WATCH_FLOOR), key=lambda s: (-s[0], s[1])
+                    (s for s in candidates if s[0] >= _WATCH_FLOOR), key=_SCORE, reverse=True
                 )
         severity = 1 if watch else 0
         matches: list[_MatchData] = []
@@ -506,12 +510,12 @@ class Classifier:
                 continue
             found = fired[ci.spec.id]
             level = max([ci.spec.severity, *(levels.get((ci.spec.id, i), 0) for _, i in found)])
-            if ci.spec.warning_with & fired.keys() or any(
+            if not ci.spec.warning_with.isdisjoint(fired) or any(
                 (sentences[idx].mask | sentences[idx].extra) & ci.warning_mask for _, idx in found
             ):
                 level = max(level, 2)
             if (
-                ci.spec.critical_with & fired.keys()
+                not ci.spec.critical_with.isdisjoint(fired)
                 or (ci.spec.critical_killed is not None and killed >= ci.spec.critical_killed)
                 or any(
                     (sentences[idx].mask | sentences[idx].extra) & ci.critical_mask
@@ -538,7 +542,7 @@ class Classifier:
             miss *= 1.0 - min(score, 0.99)
         evidence = [
             _evidence(text, sentences[idx])
-            for _, idx in sorted(found[:_MAX_EVIDENCE], key=lambda s: s[1])
+            for _, idx in sorted(found[:_MAX_EVIDENCE], key=_SENTENCE)
         ]
         return {
             "id": ci.spec.id,
