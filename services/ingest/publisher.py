@@ -124,6 +124,7 @@ class ReportPublisher:
         if producer is None:
             await publish_all(self.broker, topics.REPORTS_RAW, ((r.id, r) for r in reports))
             return
+        partitions = len(await producer.partitions_for(topics.REPORTS_RAW))
         acks: list[Awaitable[Any]] = []
         for r in reports:
             headers = [
@@ -135,10 +136,22 @@ class ReportPublisher:
                     topics.REPORTS_RAW,
                     value=r.model_dump_json().encode(),
                     key=r.id.encode(),
+                    partition=_partition(r.id, partitions),
                     headers=headers,
                 )
             )
         await asyncio.gather(*acks)
+
+
+def _partition(report_id: str, partitions: int) -> int | None:
+    """The partition of a report: its id is already a uniform hash (hex SHA-256), so its
+    first 32 bits pick the partition directly. aiokafka's default, a pure-Python murmur2
+    of the key, cost 7 % of a batch's CPU. Any fixed function keeps every copy of one
+    report id in one partition, which is all the key is for on ``reports.raw.v1``."""
+    try:
+        return int(report_id[:8], 16) % partitions
+    except ValueError:  # not an id of ours: the producer's partitioner decides
+        return None
 
 
 def _aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
