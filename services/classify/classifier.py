@@ -265,14 +265,12 @@ class Classifier:
                 mask = self._clause_mask(text, lowered, sent, sent.negations, _CLAUSE)
             else:
                 mask = sent.mask | sent.extra
-            if not mask:
-                continue
+            weights = self._rule_weights(mask)
+            if not weights:
+                continue  # most sentences: no rule holds
             reported = bool(mask & self._report)
             attributed = bool(mask & self._attribution)
             violent = bool(mask & self._violent)
-            weights = self._rule_weights(mask)
-            if not weights:
-                continue
             certain = self._certain(text, lowered, sent) if sent.hypotheticals else set()
             for ind_id, weight, level in weights:
                 if level:
