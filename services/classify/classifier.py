@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TypedDict
@@ -26,8 +26,7 @@ from services.classify.taxonomy import (
 )
 
 _BOUNDARY = re.compile(
-    r"[.!?…\n](?:(?<=\n)[\"”’)\]]*+[ \t\r\n\f\v]*+|[\"”’)\]]*+(?:[ \t\r\n\f\v]++|\Z))"
-    r"(?![a-z])"
+    r"(?:\n[\"”’)\]]*+[ \t\r\n\f\v]*+|[.!?…][\"”’)\]]*+(?:[ \t\r\n\f\v]++|\Z))(?![a-z])"
 )
 """Sentence ends: a line break, or a stop followed by space (not "U.S.", "2.5"), then
 anything but a lowercase letter (a hard-wrapped line, "e.g. this"). Possessive runs, so a
@@ -169,7 +168,26 @@ class Classifier:
         # every letter; the text is scanned with a space in front so offsets shift by one.
         self._edge_pattern = re.compile(r"\W(" + trie_body(lookup) + r")(?!\w)")
         self._indicators = tuple(self._compile(ind) for ind in self.taxonomy.indicators)
-        self._rule_weights = _compile_rules(self._indicators)
+        # The rules again as plain tuples for the hot loop: the slots that are one concept
+        # make one mask that must be wholly present, the others must each meet the mask.
+        self._rule_table = tuple(
+            (
+                ci.spec.id,
+                ci.any_mask,
+                tuple(
+                    (
+                        _or(s for s in rule.slot_masks if s and not s & (s - 1)),
+                        tuple(s for s in rule.slot_masks if not s or s & (s - 1)),
+                        rule.weight,
+                        rule.unless_mask,
+                        rule.severity,
+                    )
+                    for rule in ci.rules
+                ),
+            )
+            for ci in self._indicators
+        )
+        self._any_rule = _or(ci.any_mask for ci in self._indicators)
         self._violent = self._mask(context.VIOLENCE_CONCEPTS)
         self._report = self._bit["report"]
         self._attribution = self._bit["attribution"]
@@ -324,6 +342,35 @@ class Classifier:
         cues_at = [*(sent.negations or ()), *sent.hypotheticals]
         free = self._clause_mask(text, lowered, sent, cues_at, _HYPOTHETICAL_CLAUSE)
         return {ind_id for ind_id, _, _ in self._rule_weights(free)} if free else set()
+
+    def _rule_weights(self, mask: int) -> list[tuple[str, float, int]]:
+        """Each indicator's best rule weight for a sentence's concepts (bitmask tests)."""
+        out: list[tuple[str, float, int]] = []
+        if not mask & self._any_rule:
+            return out
+        for ind_id, any_mask, rules in self._rule_table:
+            if not mask & any_mask:
+                continue
+            weight = 0.0
+            level = 0
+            for required, alternatives, rule_weight, unless, severity in rules:
+                if (
+                    mask & required != required
+                    or mask & unless
+                    or (rule_weight <= weight and severity <= level)
+                ):
+                    continue
+                for alt in alternatives:
+                    if not mask & alt:
+                        break
+                else:
+                    if rule_weight > weight:
+                        weight = rule_weight
+                    if severity > level:
+                        level = severity
+            if weight:
+                out.append((ind_id, weight, level))
+        return out
 
     # -- scanning -----------------------------------------------------------------------
 
@@ -548,43 +595,6 @@ class Classifier:
             "confidence": round(min(0.99, 1.0 - miss), 2),
             "evidence": evidence,
         }
-
-
-_RuleWeights = Callable[[int], list[tuple[str, float, int]]]
-
-
-def _compile_rules(indicators: tuple[_CompiledIndicator, ...]) -> _RuleWeights:
-    """Each indicator's best rule weight and level for a sentence's concepts, as one
-    function of the sentence mask with every rule's masks written in as constants: the
-    rules are tested for every sentence, and straight-line bit tests cost a fraction of a
-    loop over rule objects. A rule holds when the mask has all its single-concept slots,
-    meets each of its other slots and none of its ``unless`` concepts."""
-    lines = [
-        "def rule_weights(mask):",
-        "    out = []",
-        f"    if not mask & {_or(ci.any_mask for ci in indicators)}:",
-        "        return out",
-    ]
-    for ci in indicators:
-        lines += [f"    if mask & {ci.any_mask}:", "        w = 0.0", "        lv = 0"]
-        for rule in ci.rules:
-            required = _or(m for m in rule.slot_masks if m and not m & (m - 1))
-            tests = [f"mask & {required} == {required}"] if required else []
-            tests += [f"mask & {m}" for m in rule.slot_masks if not m or m & (m - 1)]
-            if rule.unless_mask:
-                tests.append(f"not mask & {rule.unless_mask}")
-            lines += [
-                f"        if {' and '.join(tests) or 'True'}:",
-                f"            if {rule.weight!r} > w:",
-                f"                w = {rule.weight!r}",
-                f"            if {rule.severity!r} > lv:",
-                f"                lv = {rule.severity!r}",
-            ]
-        lines += ["        if w:", f"            out.append(({ci.spec.id!r}, w, lv))"]
-    lines.append("    return out")
-    namespace: dict[str, _RuleWeights] = {}
-    exec(compile("\n".join(lines), "<taxonomy rules>", "exec"), namespace)
-    return namespace["rule_weights"]
 
 
 def _or(masks: Iterable[int]) -> int:

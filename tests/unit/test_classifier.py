@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -309,27 +308,3 @@ def test_militias_armed_with_machetes_are_mobilising_not_attacking(classifier: C
     )
     assert _ids(result) == {"armed_group_mobilisation"}
     assert result.severity == 1
-
-
-def test_compiled_rules_match_the_taxonomy(classifier: Classifier) -> None:
-    """The generated rule function agrees with the rules read one by one."""
-
-    def by_hand(mask: int) -> list[tuple[str, float, int]]:
-        out = []
-        for ci in classifier._indicators:
-            held = [
-                r
-                for r in ci.rules
-                if not mask & r.unless_mask and all(mask & slot for slot in r.slot_masks)
-            ]
-            if held:
-                out.append((ci.spec.id, max(r.weight for r in held), max(r.severity for r in held)))
-        return out
-
-    rng = random.Random(7)
-    width = len(classifier.taxonomy.concepts)
-    for _ in range(3000):
-        mask = 0
-        for _ in range(rng.randint(1, 8)):
-            mask |= 1 << rng.randrange(width)
-        assert classifier._rule_weights(mask) == by_hand(mask)
