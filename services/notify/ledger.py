@@ -166,29 +166,31 @@ class Ledger:
             L.c.kind == "notice",
             L.c.status.in_(("pending", "retry", "sending", "sent")),
         )
-        async with self.engine.begin() as conn:
-            newest: dict[tuple[str, str, str], int] = {}
+        newest: dict[tuple[str, str, str], int] = {}
+        async with self.engine.connect() as conn:  # a read: no write lock unless needed
             for r in await conn.execute(query):
                 slot = (r.fingerprint, r.focal_point, r.channel)
                 version = int(r.alert_key.rsplit("@", 1)[1])
                 newest[slot] = max(newest.get(slot, 0), version)
-            older = sorted(
-                (
-                    d
-                    for d in waiting
-                    if d.version < newest[(d.fingerprint, d.focal_point, d.channel)]
-                ),
-                key=lambda d: d.key,
-            )
-            done = []
-            for d in older:
-                result = await conn.execute(
-                    update(L)
-                    .where(_where(d), L.c.status == d.status, L.c.attempts == d.attempts)
-                    .values(status="superseded", lease_until=None, updated_at=now)
-                )
-                if result.rowcount == 1:
-                    done.append(d)
+        older = sorted(
+            (
+                d
+                for d in waiting
+                if d.version < newest.get((d.fingerprint, d.focal_point, d.channel), 0)
+            ),
+            key=lambda d: d.key,
+        )
+        done = []
+        if older:
+            async with self.engine.begin() as conn:
+                for d in older:
+                    result = await conn.execute(
+                        update(L)
+                        .where(_where(d), L.c.status == d.status, L.c.attempts == d.attempts)
+                        .values(status="superseded", lease_until=None, updated_at=now)
+                    )
+                    if result.rowcount == 1:
+                        done.append(d)
         return done
 
     async def finish(
