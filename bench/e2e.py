@@ -3,10 +3,11 @@
 Every report is critical (the immediate rule fires) and carries a unique token as its title
 and external id. Alerts are versioned per country and indicator, so one Slack message can
 stand for several reports: a reader of ``alerts.v1`` learns which reports each alert version
-counts (its ``reports`` list, newest first), and the Slack message names the version through
-its newest report. A report's latency runs from the moment its POST was due (open-loop
-arrivals, so a slow server cannot lower the offered rate) to the first Slack message whose
-alert version counts it.
+counts (its ``report_ids``, newest first, as ingest's 202 answers named them; ``reports``, the
+evidence shown, holds only the strongest and newest few), and the Slack message names the
+version through its newest report. A report's latency runs from the moment its POST was
+due (open-loop arrivals, so a slow server cannot lower the offered rate) to the first Slack
+message whose alert version counts it.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ class Result:
 
 
 class AlertReader:
-    """Reads ``alerts.v1`` from its end: newest report title → titles the version counts."""
+    """Reads ``alerts.v1`` from its end: newest report title → report ids the version counts."""
 
     def __init__(self, bootstrap: str) -> None:
         self.versions: dict[str, list[str]] = {}
         self.seen_at: dict[str, float] = {}
-        """Report token → when a version counting it was first read."""
+        """Report id → when a version counting it was first read."""
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._task: asyncio.Task[None] | None = None
 
@@ -81,11 +82,12 @@ class AlertReader:
                 for r in records:
                     alert = orjson.loads(r.value or b"{}")
                     titles = [str(s.get("title")) for s in alert.get("reports", [])]
+                    ids = [str(i) for i in alert.get("report_ids", [])]
                     if titles:
-                        self.versions[titles[0]] = titles
+                        self.versions[titles[0]] = ids
                         at = time.time()
-                        for title in titles:
-                            self.seen_at.setdefault(title, at)
+                        for rid in ids:
+                            self.seen_at.setdefault(rid, at)
 
     async def stop(self) -> None:
         if self._task:
@@ -95,12 +97,17 @@ class AlertReader:
 
 
 async def offer(
-    stack: Stack, run: str, rate: float, seconds: float, answered: dict[str, float]
+    stack: Stack,
+    run: str,
+    rate: float,
+    seconds: float,
+    answered: dict[str, float],
+    ids: dict[str, str],
 ) -> dict[str, float]:
     """POST critical reports at ``rate``/s for ``seconds``; returns token → due time of every
     report actually posted. Once a POST starts more than MAX_LATE_S after it was due the rate
     is not sustained: offering stops and reports still waiting for a connection are dropped.
-    ``answered`` gets token → when ingest answered."""
+    ``answered`` gets token → when ingest answered, ``ids`` token → the report id it gave."""
     countries = itertools.cycle(COUNTRIES)
     bodies = {c: critical_text(c) for c in COUNTRIES}
     pool: asyncio.Queue[Connection] = asyncio.Queue()
@@ -123,6 +130,8 @@ async def offer(
             )
             if status != 202:
                 failures.append(f"{status} {answer[:200]!r}")
+            else:
+                ids[token] = orjson.loads(answer)["id"]
             answered[token] = time.time()
         finally:
             pool.put_nowait(conn)
@@ -154,7 +163,9 @@ async def measure(
     await reader.start()
     try:
         answered: dict[str, float] = {}
-        due = await offer(stack, run, rate, seconds, answered)
+        ids: dict[str, str] = {}
+        due = await offer(stack, run, rate, seconds, answered, ids)
+        token_of = {rid: token for token, rid in ids.items()}
         # Wait until every report is counted by a delivered notice, or, once notices flow,
         # until none has come for QUIET_S, or at most ``settle`` seconds.
         deadline = time.monotonic() + settle
@@ -162,18 +173,19 @@ async def measure(
         last, quiet_since = first, time.monotonic()
         while time.monotonic() < deadline:
             receipts = await _slack(stack)
-            if len(_attribute(receipts, reader.versions, due)) >= len(due):
+            if len(_attribute(receipts, reader.versions, token_of, due)) >= len(due):
                 break
             if len(receipts) != last:
                 last, quiet_since = len(receipts), time.monotonic()
             elif last > first and time.monotonic() - quiet_since > QUIET_S:
                 break
             await asyncio.sleep(0.5)
-        latencies = _attribute(await _slack(stack), reader.versions, due)
+        latencies = _attribute(await _slack(stack), reader.versions, token_of, due)
     finally:
         await reader.stop()
     planned = int(rate * seconds)
-    to_alert = [(reader.seen_at[t] - at) * 1000 for t, at in due.items() if t in reader.seen_at]
+    seen = {token_of[rid]: at for rid, at in reader.seen_at.items() if rid in token_of}
+    to_alert = [(seen[t] - at) * 1000 for t, at in due.items() if t in seen]
     to_answer = [(answered[t] - at) * 1000 for t, at in due.items() if t in answered]
     return Result(
         rate, planned, len(due), len(latencies), list(latencies.values()), to_answer, to_alert
@@ -188,12 +200,14 @@ async def _slack(stack: Stack) -> list[tuple[float, list[str]]]:
 def _attribute(
     receipts: list[tuple[float, list[str]]],
     versions: dict[str, list[str]],
+    token_of: dict[str, str],
     due: dict[str, float],
 ) -> dict[str, float]:
     """Latency in ms of each report, from the first Slack message whose version counts it."""
     latencies: dict[str, float] = {}
     for at, tokens in sorted(receipts):
-        counted = versions.get(tokens[0], []) + tokens if tokens else []
+        ids = versions.get(tokens[0], []) if tokens else []
+        counted = [token_of[i] for i in ids if i in token_of] + tokens
         for token in counted:
             if token in due and token not in latencies:
                 latencies[token] = (at - due[token]) * 1000
