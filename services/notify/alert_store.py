@@ -16,7 +16,9 @@ A = tables.alerts
 
 
 class AlertStore:
-    def __init__(self, engine: AsyncEngine, cache_size: int = 2048) -> None:
+    def __init__(self, engine: AsyncEngine, cache_size: int = 256) -> None:
+        # A version with its evidence is ~50 KB in memory (2,048 of them took 104 MB): keep
+        # the versions arriving and being sent now, and read older ones back when needed.
         self.engine = engine
         self._cache: OrderedDict[str, AlertRaised] = OrderedDict()
         self._size = cache_size
