@@ -25,7 +25,7 @@ from services.notify.delivery import Clock, Sender
 from services.notify.grouping import Decision, Notice, alert_key, decide, on_version
 from services.notify.ledger import rows_of
 from services.notify.metrics import NotifyMetrics
-from services.notify.routing import FocalPointsConfig, route
+from services.notify.routing import FocalPoint, FocalPointsConfig, route
 from services.notify.silences import Silences, silenced_until
 
 log = logging.getLogger("tocsin.notify")
@@ -97,14 +97,7 @@ class Scheduler:
                     continue
                 key = (alert.fingerprint, fp_id)
                 group = state.get(key)
-                changes = on_version(
-                    group,
-                    version=alert.version,
-                    status=alert.status,
-                    severity=alert.severity,
-                    now=now,
-                    timing=self.config.timing_of(fp),
-                )
+                changes = self._changes(group, alert, fp, now)
                 if changes is None:
                     continue
                 if group is None:
@@ -114,11 +107,7 @@ class Scheduler:
                     by_alert.setdefault(alert.fingerprint, set()).add(fp_id)
                     fresh.add(key)
                     continue
-                if group["latest_version"] > group["notified_version"]:
-                    # The pending notice will carry this newer version instead.
-                    for channel in self.sender.channels:
-                        if channel.applies(fp):
-                            self.metrics.suppressed.labels(channel.name, "grouped").inc()
+                self._count_grouped(group, fp)
                 group.update(changes)
                 moved.add(key)
         new_rows = [state[k] for k in sorted(fresh)]
@@ -141,34 +130,17 @@ class Scheduler:
         fp = self.config.get(fp_id)
         if fp is None:
             return
-        timing = self.config.timing_of(fp)
         pk = and_(G.c.fingerprint == alert.fingerprint, G.c.focal_point == fp_id)
         for _ in range(10):
             row = (await conn.execute(select(G).where(pk))).first()
             group = dict(row._mapping) if row else None
-            changes = on_version(
-                group,
-                version=alert.version,
-                status=alert.status,
-                severity=alert.severity,
-                now=now,
-                timing=timing,
-            )
+            changes = self._changes(group, alert, fp, now)
             if changes is None:
                 return
             if group is None:
                 if alert.status == "resolved":
                     return
-                fresh = {
-                    "fingerprint": alert.fingerprint,
-                    "focal_point": fp_id,
-                    "notified_version": 0,
-                    "repeats": 0,
-                    "closed": False,
-                    "rev": 0,
-                    "created_at": now,
-                    **changes,
-                }
+                fresh = _new_group(alert.fingerprint, fp_id, now) | changes
                 if await tables.insert_ignore(conn, G, [fresh]):
                     return
             else:
@@ -176,13 +148,28 @@ class Scheduler:
                     update(G).where(pk, G.c.rev == group["rev"]).values(rev=G.c.rev + 1, **changes)
                 )
                 if done.rowcount == 1:
-                    if group["latest_version"] > group["notified_version"]:
-                        # The pending notice will carry this newer version instead.
-                        for channel in self.sender.channels:
-                            if channel.applies(fp):
-                                self.metrics.suppressed.labels(channel.name, "grouped").inc()
+                    self._count_grouped(group, fp)
                     return
         raise RuntimeError(f"group {alert.fingerprint}/{fp_id} kept changing under us")
+
+    def _changes(
+        self, group: dict[str, Any] | None, alert: AlertRaised, fp: FocalPoint, now: float
+    ) -> dict[str, Any] | None:
+        return on_version(
+            group,
+            version=alert.version,
+            status=alert.status,
+            severity=alert.severity,
+            now=now,
+            timing=self.config.timing_of(fp),
+        )
+
+    def _count_grouped(self, group: dict[str, Any], fp: FocalPoint) -> None:
+        """A version arriving while the previous one waits: the pending notice carries it."""
+        if group["latest_version"] > group["notified_version"]:
+            for channel in self.sender.channels:
+                if channel.applies(fp):
+                    self.metrics.suppressed.labels(channel.name, "grouped").inc()
 
     # -- timers ---------------------------------------------------------------------------
 
