@@ -55,6 +55,25 @@ async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, byt
         await producer.stop()
 
 
+async def true_ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> Ends:
+    """The offset after each partition's last record. The broker's answer is the start of the
+    last batch, so read that batch and take the offset after its last record (on Apache Kafka
+    this reads the last record and agrees with ListOffsets). Assigns ``partitions``."""
+    reported = await consumer.end_offsets(partitions)
+    consumer.assign(partitions)
+    ends: Ends = {}
+    for tp in partitions:
+        if reported[tp] == 0:
+            ends[tp] = 0
+            continue
+        consumer.seek(tp, reported[tp] - 1)
+        records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+        if not records:
+            raise RuntimeError(f"could not read the last batch of {tp}")
+        ends[tp] = records[-1].offset + 1
+    return ends
+
+
 class Progress:
     """Committed offsets of consumer groups and true ends of topics, from clients that stay
     connected so polling every few milliseconds is cheap."""
@@ -78,22 +97,8 @@ class Progress:
         return [TopicPartition(topic, p) for p in sorted(ids)]
 
     async def ends(self, topic: str) -> Ends:
-        """Where each partition of ``topic`` ends now: the broker's answer is the start of
-        the last batch, so read that batch and take the offset after its last record."""
-        partitions = await self.partitions(topic)
-        reported = await self._consumer.end_offsets(partitions)
-        self._consumer.assign(partitions)
-        ends: Ends = {}
-        for tp in partitions:
-            if reported[tp] == 0:
-                ends[tp] = 0
-                continue
-            self._consumer.seek(tp, reported[tp] - 1)
-            records = (await self._consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
-            if not records:
-                raise RuntimeError(f"could not read the last batch of {tp}")
-            ends[tp] = records[-1].offset + 1
-        return ends
+        """Where each partition of ``topic`` ends now."""
+        return await true_ends(self._consumer, await self.partitions(topic))
 
     async def committed(self, group: str, partitions: Iterable[TopicPartition]) -> Ends:
         offsets = await self._admin.list_consumer_group_offsets(group, partitions=list(partitions))

@@ -21,6 +21,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.kafka import true_ends
 from services.devstack.topics import ensure_topics
 
 DATA = Path(__file__).parent / "data"
@@ -181,7 +182,8 @@ async def lag(bootstrap: str, group: str, topic: str) -> int:
             partitions = [
                 TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
             ]
-        ends = await _true_ends(consumer, partitions)
+        # Not end_offsets: the embedded broker's answer undercounts batched produce.
+        ends = await true_ends(consumer, partitions)
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         return sum(
             end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
@@ -190,27 +192,6 @@ async def lag(bootstrap: str, group: str, topic: str) -> int:
     finally:
         await consumer.stop()
         await admin.close()
-
-
-async def _true_ends(consumer: Any, partitions: list[Any]) -> dict[Any, int]:
-    """The offset after each partition's last record.
-
-    The embedded broker answers ListOffsets(latest) with the start of the partition's last
-    record batch plus one, so a batched produce of 500 records looks like 1: read that last
-    batch and take the offset after its last record (on Apache Kafka this reads the last
-    record and gives the same answer as ListOffsets).
-    """
-    reported = await consumer.end_offsets(partitions)
-    consumer.assign(partitions)
-    ends = {}
-    for tp in partitions:
-        if reported[tp] == 0:
-            ends[tp] = 0
-            continue
-        consumer.seek(tp, reported[tp] - 1)
-        records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
-        ends[tp] = records[-1].offset + 1 if records else reported[tp]
-    return ends
 
 
 async def drained(bootstrap: str, *pairs: tuple[str, str]) -> bool:
