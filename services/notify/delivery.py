@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -23,20 +24,61 @@ from services.notify.acks import ack_url
 from services.notify.alert_store import AlertStore
 from services.notify.channels import Channel
 from services.notify.grouping import Notice
-from services.notify.ledger import Delivery, Ledger, Outcome, enqueue
+from services.notify.ledger import Delivery, Ledger, Outcome, rows_of
 from services.notify.metrics import NotifyMetrics
 from services.notify.render import Outgoing
 from services.notify.routing import FocalPointsConfig
 
 log = logging.getLogger("tocsin.notify")
 
-PAGE_ROUNDS = 4
-"""Due rows read at a time, in rounds of ``concurrency``."""
-
 Clock = Callable[[], float]
 """Epoch seconds; injected so tests drive the timers."""
 Publish = Callable[[str, Sequence[tuple[str, BaseModel]]], Awaitable[None]]
 """Publishes (key, message) pairs on a topic and waits for the acks."""
+Attempt = tuple[NotificationSent | None, DeadLettered | None]
+"""One attempt's audit record (none if nothing was attempted) and dead letter."""
+
+
+class _AuditQueue:
+    """The attempts' records for ``deliveries.v1`` (and ``deadletter.v1``), published in
+    the background a batch at a time, like the ledger's group commit: the records that come
+    in while a batch is being published go in the next one. The ledger is already
+    committed, so a record lost to a crash loses no delivery (docs/notify.md)."""
+
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+        self._sent: list[tuple[str, BaseModel]] = []
+        self._dead: list[tuple[str, BaseModel]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self.attempted = 0
+
+    def add(self, sent: NotificationSent | None, dead: DeadLettered | None) -> None:
+        if sent is not None:
+            self._sent.append((sent.fingerprint, sent))
+            self.attempted += 1
+        if dead is not None:
+            self._dead.append((dead.key or "", dead))
+        if (self._sent or self._dead) and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._sent or self._dead:
+            (sent, self._sent), (dead, self._dead) = (self._sent, []), (self._dead, [])
+            try:
+                if sent:
+                    await self._publish(topics.DELIVERIES, sent)
+                if dead:
+                    await self._publish(topics.DEADLETTER, dead)
+            except Exception as exc:
+                self._error = self._error or exc
+
+    async def close(self) -> None:
+        """Wait until every record is published; raise the first failure."""
+        if self._task is not None:
+            await self._task
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass(frozen=True)
@@ -77,71 +119,60 @@ class Sender:
     rng: random.Random = field(default_factory=random.Random)
 
     async def send_due(self) -> int:
-        """Attempt the due rows, a short page at a time (so rows that became due meanwhile
-        are not queued behind a long one) until none is left; returns how many were
-        attempted by this replica."""
-        total = 0
-        while True:
-            attempted, progressed = await self._send_page()
-            total += attempted
-            if not progressed:
-                return total
+        """Attempt due rows until none is left, with up to ``concurrency`` sends in flight;
+        returns how many this replica attempted.
 
-    async def _send_page(self) -> tuple[int, bool]:
-        """Attempt one page of due rows once; returns how many were attempted, and whether
-        any row was taken or superseded (if not, the rest belongs to another replica).
-
-        Rows are claimed ``concurrency`` at a time in one statement and sent with at most
-        ``concurrency`` sends in flight, so a claim's lease only has to outlast about two
-        sends (bounded by the channel timeouts), never a whole backlog. Older notices that
-        a newer version replaces are marked ``superseded`` instead of sent."""
-        page = await self.ledger.due(self.clock(), limit=PAGE_ROUNDS * self.concurrency)
-        due = sorted(page, key=lambda d: d.key)
-        superseded = await self.ledger.supersede(due, self.clock())
-        for d in superseded:
-            self.metrics.suppressed.labels(d.channel, "superseded").inc()
-            due.remove(d)
-        slots = asyncio.Semaphore(self.concurrency)
-        sends: list[asyncio.Task[tuple[NotificationSent | None, DeadLettered | None]]] = []
-
-        async def deliver(d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
-            try:
-                return await self._deliver(d)
-            finally:
-                slots.release()
-
+        Whenever sends finish, the free slots are refilled from the rows due *then*: a
+        version that became due meanwhile waits for a send to finish, not for a whole page
+        of them, and a claim's lease only has to outlast its own send (bounded by the
+        channel timeouts), never a backlog. The audit records are published in the
+        background, so no send waits for Kafka either."""
+        flight: set[asyncio.Task[Attempt]] = set()
+        audit = _AuditQueue(self.publish)
         error: BaseException | None = None
         try:
-            for start in range(0, len(due), self.concurrency):
-                chunk = due[start : start + self.concurrency]
-                for d in await self.ledger.claim_many(chunk, self.clock(), self.lease_s):
-                    await slots.acquire()
-                    sends.append(asyncio.create_task(deliver(d)))
-        except Exception as exc:  # let the sends already started finish and be recorded
-            error = exc
-        results = []
-        for r in await asyncio.gather(*sends, return_exceptions=True):
-            if isinstance(r, BaseException):
-                error = error or r
-            else:
-                results.append(r)
-        audit = [(n.fingerprint, n) for n, _ in results if n is not None]
-        dead = [(x.key or "", x) for _, x in results if x is not None]
-        if audit:
-            await self.publish(topics.DELIVERIES, audit)
-        if dead:
-            await self.publish(topics.DEADLETTER, dead)
+            while True:
+                if error is None and self._refill_now(len(flight)):
+                    try:
+                        flight |= await self._refill(self.concurrency - len(flight))
+                    except Exception as exc:  # let the sends in flight finish and be recorded
+                        error = exc
+                if not flight:
+                    break
+                done, flight = await asyncio.wait(flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        error = error or task.exception()
+                    else:
+                        audit.add(*task.result())
+        except BaseException:  # cancelled: like a gather, take the sends with us
+            for task in flight:
+                task.cancel()
+            raise
+        await audit.close()
         if error is not None:
             raise error
-        return len(audit), bool(sends or superseded)
+        return audit.attempted
 
-    async def attempt(self, d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
-        """Claim one row and make one attempt (nothing if another sender has it)."""
-        if not await self.ledger.claim(d, self.clock(), self.lease_s):
-            return None, None
-        return await self._deliver(d)
+    def _refill_now(self, in_flight: int) -> bool:
+        """Whether to read the ledger again: at once when idle; when busy, only once half
+        the slots are free, so the reads are shared by several sends (each refill costs
+        two reads and a write, which would cost a third of the delivery rate if made for
+        every send) while a new version still waits for at most half the sends in flight
+        (measured in docs/notify.md)."""
+        return in_flight == 0 or self.concurrency - in_flight >= max(1, self.concurrency // 2)
 
-    async def _deliver(self, d: Delivery) -> tuple[NotificationSent | None, DeadLettered | None]:
+    async def _refill(self, free: int) -> set[asyncio.Task[Attempt]]:
+        """Supersede every waiting notice a newer version replaces, then claim up to
+        ``free`` of the oldest due rows (one statement) and start their sends, oldest
+        first. A slot's newest notice has taken the queue place of the oldest one it
+        replaced, so the newest version of each alert goes out first."""
+        superseded, claimed = await self.ledger.take(self.clock(), free, self.lease_s)
+        for d in superseded:
+            self.metrics.suppressed.labels(d.channel, "superseded").inc()
+        return {asyncio.create_task(self._deliver(d)) for d in claimed}
+
+    async def _deliver(self, d: Delivery) -> Attempt:
         """One attempt on a row this sender has claimed."""
         now = self.clock()
         attempt = d.attempts + 1
@@ -204,8 +235,11 @@ class Sender:
                 extra={"alert_key": d.alert_key, "fingerprint": d.fingerprint},
             )
             return self._audit(d, attempt, "failed", error), None
-        await self.ledger.record(Outcome(d, "deadlettered", now, error))
+        fallback = await self._fallback(d, now)
+        await self.ledger.dead_letter(Outcome(d, "deadlettered", now, error), fallback)
         self.metrics.notifications.labels(d.channel, "deadlettered").inc()
+        if fallback:
+            self.metrics.fallbacks.inc()
         log.error(
             "%s to %s dead-lettered after %d attempts: %s",
             d.channel,
@@ -214,22 +248,22 @@ class Sender:
             error,
             extra={"alert_key": d.alert_key, "fingerprint": d.fingerprint},
         )
-        await self._fall_back(d, now)
         return self._audit(d, attempt, "deadlettered", error), self._dead(d, error)
 
-    async def _fall_back(self, d: Delivery, now: float) -> None:
-        """The focal point's other channel is the first fallback: if it delivered (or still
-        may), the focal point is told. If not, its fallback recipient (or the desk) is."""
+    async def _fallback(self, d: Delivery, now: float) -> list[dict[str, Any]]:
+        """The ledger rows that hand a dead-lettered notice on. The focal point's other
+        channel is the first fallback: if it delivered (or still may), none are needed.
+        If not, its fallback recipient (or the desk) is told."""
         fp = self.config.get(d.focal_point)
         others = [c.name for c in self.channels if c.name != d.channel and fp and c.applies(fp)]
         for other in others:
             status = await self.ledger.status_of((d.notification, d.focal_point, other))
             if status is not None and status != "deadlettered":
-                return
+                return []
         target = self.config.fallback_of(fp) if fp else self.config.get(self.config.desk or "")
         if target is None or target.id == d.focal_point:
             log.error("no fallback for %s: %s is lost", d.focal_point, d.notification)
-            return
+            return []
         notice = Notice(
             f"{d.notification}~fallback~{d.focal_point}", d.alert_key, "fallback", target.id
         )
@@ -238,9 +272,7 @@ class Sender:
             "on any channel; you receive it as their fallback."
         )
         channels = [c.name for c in self.channels if c.applies(target)]
-        async with self.ledger.engine.begin() as conn:
-            await enqueue(conn, notice, d.fingerprint, channels, now, note)
-        self.metrics.fallbacks.inc()
+        return rows_of(notice, d.fingerprint, channels, now, note)
 
     def _audit(
         self, d: Delivery, attempt: int, outcome: str, error: str | None

@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notify import tables
@@ -24,6 +35,11 @@ from services.notify.grouping import Notice
 Status = Literal["pending", "sending", "retry", "sent", "deadlettered", "suppressed", "superseded"]
 
 L = tables.ledger
+
+WAITING = ("pending", "retry")
+"""A row that may still be sent and nobody is sending."""
+SUPERSEDE_SCAN = 2_000
+"""Outdated notices marked at most in one pass (a longer backlog takes several)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +58,13 @@ class Delivery:
     def key(self) -> tuple[str, str, str]:
         return (self.notification, self.focal_point, self.channel)
 
-    @property
-    def version(self) -> int:
-        return int(self.alert_key.rsplit("@", 1)[1])
+
+@dataclass(frozen=True)
+class Outdated:
+    """A waiting notice that a newer version's replaces, and when it became due."""
+
+    delivery: Delivery
+    due_at: float
 
 
 @dataclass(frozen=True)
@@ -112,86 +132,30 @@ class Ledger:
         self._flusher: asyncio.Task[None] | None = None
 
     async def due(self, now: float, limit: int = 200) -> list[Delivery]:
-        ready = or_(
-            and_(L.c.status.in_(("pending", "retry")), L.c.due_at <= now),
-            and_(L.c.status == "sending", L.c.lease_until <= now),
-        )
-        query = select(L).where(ready).order_by(L.c.due_at).limit(limit)
         async with self.engine.connect() as conn:
-            return [_delivery(r._mapping) for r in await conn.execute(query)]
+            return await _due(conn, now, limit)
 
     async def claim(self, d: Delivery, now: float, lease_s: float) -> bool:
         """Take the row for one send attempt; False if another sender got there first."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(_claim(d, now, lease_s))
-            return result.rowcount == 1
+            return bool(await _claim_many(conn, [d], now, lease_s))
 
-    async def claim_many(
-        self, rows: Sequence[Delivery], now: float, lease_s: float
-    ) -> list[Delivery]:
-        """Claim several rows in one statement, each still as it was read (the same
-        compare-and-set as ``claim``); returns those this sender got, as claimed."""
-        if not rows:
-            return []
-        seen = {d.key: d for d in rows}
-        guard = or_(
-            *(and_(_where(d), L.c.status == d.status, L.c.attempts == d.attempts) for d in rows)
-        )
-        query = (
-            update(L)
-            .where(guard)
-            .values(
-                status="sending",
-                attempts=L.c.attempts + 1,
-                lease_until=now + lease_s,
-                updated_at=now,
-            )
-            .returning(L.c.notification, L.c.focal_point, L.c.channel)
-        )
+    async def take(
+        self, now: float, limit: int, lease_s: float
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """A sender's refill: supersede every due waiting notice that a newer version's
+        replaces, and claim up to ``limit`` of the other due rows, oldest first. Returns
+        (superseded, claimed). Reads first, then one short write transaction, so a
+        refill holds SQLite's write lock for its writes only."""
+        async with self.engine.connect() as conn:  # reads: no write lock
+            older = await _outdated(conn, now)
+            due = await _due(conn, now, limit + len(older))
+        outdated = {o.delivery.key for o in older}
+        wanted = [d for d in due if d.key not in outdated][:limit]
         async with self.engine.begin() as conn:
-            got = {(r.notification, r.focal_point, r.channel) for r in await conn.execute(query)}
-        return sorted((seen[k] for k in got), key=lambda d: d.key)
-
-    async def supersede(self, rows: Sequence[Delivery], now: float) -> list[Delivery]:
-        """Mark waiting notices ``superseded`` where a newer version's notice for the same
-        focal point and channel exists (it lists every report of the older one); returns
-        the rows so marked. Same compare-and-set as a claim, so a row another sender has
-        taken meanwhile is left alone."""
-        waiting = [d for d in rows if d.kind == "notice" and d.status in ("pending", "retry")]
-        if not waiting:
-            return []
-        fingerprints = sorted({d.fingerprint for d in waiting})
-        query = select(L.c.alert_key, L.c.fingerprint, L.c.focal_point, L.c.channel).where(
-            L.c.fingerprint.in_(fingerprints),
-            L.c.kind == "notice",
-            L.c.status.in_(("pending", "retry", "sending", "sent")),
-        )
-        newest: dict[tuple[str, str, str], int] = {}
-        async with self.engine.connect() as conn:  # a read: no write lock unless needed
-            for r in await conn.execute(query):
-                slot = (r.fingerprint, r.focal_point, r.channel)
-                version = int(r.alert_key.rsplit("@", 1)[1])
-                newest[slot] = max(newest.get(slot, 0), version)
-        older = sorted(
-            (
-                d
-                for d in waiting
-                if d.version < newest.get((d.fingerprint, d.focal_point, d.channel), 0)
-            ),
-            key=lambda d: d.key,
-        )
-        done = []
-        if older:
-            async with self.engine.begin() as conn:
-                for d in older:
-                    result = await conn.execute(
-                        update(L)
-                        .where(_where(d), L.c.status == d.status, L.c.attempts == d.attempts)
-                        .values(status="superseded", lease_until=None, updated_at=now)
-                    )
-                    if result.rowcount == 1:
-                        done.append(d)
-        return done
+            superseded = await _supersede(conn, older, now)
+            claimed = {d.key for d in await _claim_many(conn, wanted, now, lease_s)}
+        return superseded, [d for d in wanted if d.key in claimed]
 
     async def finish(
         self,
@@ -215,6 +179,14 @@ class Ledger:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         await asyncio.shield(done)
+
+    async def dead_letter(self, outcome: Outcome, fallback: Sequence[dict[str, Any]]) -> None:
+        """Record a dead-lettered attempt and enqueue its fallback rows in one transaction,
+        so that no moment (and no crash) sees the row given up with nobody told."""
+        async with self.engine.begin() as conn:
+            await _record(conn, [outcome])
+            if fallback:
+                await tables.insert_ignore(conn, L, list(fallback))
 
     async def _flush(self) -> None:
         while self._pending:
@@ -263,6 +235,19 @@ class Ledger:
             return {status: n for status, n in await conn.execute(query)}
 
 
+_DELIVERY_COLUMNS = (
+    L.c.notification,
+    L.c.focal_point,
+    L.c.channel,
+    L.c.alert_key,
+    L.c.fingerprint,
+    L.c.kind,
+    L.c.status,
+    L.c.attempts,
+    L.c.note,
+)
+
+
 def _delivery(r: Any) -> Delivery:
     return Delivery(
         notification=r["notification"],
@@ -277,15 +262,154 @@ def _delivery(r: Any) -> Delivery:
     )
 
 
-def _claim(d: Delivery, now: float, lease_s: float) -> Update:
-    """Take a row only if it is still as ``d`` saw it: the compare-and-set replicas race on."""
-    return (
-        update(L)
-        .where(_where(d), L.c.status == d.status, L.c.attempts == d.attempts)
-        .values(
-            status="sending", attempts=d.attempts + 1, lease_until=now + lease_s, updated_at=now
-        )
+async def _due(conn: AsyncConnection, now: float, limit: int) -> list[Delivery]:
+    """The rows to attempt now, oldest first: waiting and due, or claimed by a sender whose
+    lease ran out."""
+    ready = or_(
+        and_(L.c.status.in_(WAITING), L.c.due_at <= now),
+        and_(L.c.status == "sending", L.c.lease_until <= now),
     )
+    query = select(L).where(ready).order_by(L.c.due_at).limit(limit)
+    return [_delivery(r._mapping) for r in await conn.execute(query)]
+
+
+async def _claim_many(
+    conn: AsyncConnection, rows: Sequence[Delivery], now: float, lease_s: float
+) -> list[Delivery]:
+    """Take the rows still as they were read (``_as_seen``), in one statement: the
+    compare-and-set replicas race on. Returns those this sender got."""
+    if not rows:
+        return []
+    seen = {d.key: d for d in rows}
+    query = (
+        update(L)
+        .where(_as_seen(rows))
+        .values(
+            status="sending",
+            attempts=L.c.attempts + 1,
+            lease_until=now + lease_s,
+            updated_at=now,
+        )
+        .returning(L.c.notification, L.c.focal_point, L.c.channel)
+    )
+    got = {(r.notification, r.focal_point, r.channel) for r in await conn.execute(query)}
+    return sorted((seen[k] for k in got), key=lambda d: d.key)
+
+
+async def _outdated(conn: AsyncConnection, now: float) -> list[Outdated]:
+    """Every due notice still waiting (``pending`` or ``retry``) whose focal point and
+    channel already have a newer version's notice that may still go out or went out (it
+    lists every report of the older one), oldest first: one read, however long the backlog
+    (up to ``SUPERSEDE_SCAN``), so a sender never spends rounds on old versions."""
+    found = await conn.execute(_OUTDATED, {"now": now, "limit": SUPERSEDE_SCAN})
+    return [Outdated(_delivery(r._mapping), r.due_at) for r in found]
+
+
+async def _supersede(
+    conn: AsyncConnection, older: Sequence[Outdated], now: float
+) -> list[Delivery]:
+    """Mark the rows ``superseded`` in one statement, guarded like a claim, so a row
+    another sender has taken meanwhile is left alone; returns those marked. The newest
+    waiting notice of each slot then takes the place in the queue (``due_at``) of the
+    oldest one it replaced: it carries that one's reports, which have waited the longest,
+    so it goes out first."""
+    if not older:
+        return []
+    seen = tuple_(L.c.notification, L.c.focal_point, L.c.channel, L.c.attempts)
+    query = (
+        update(L)
+        .where(
+            # Still waiting, on the attempt we read: only a claim takes a row out of
+            # waiting, and a claim counts an attempt.
+            seen.in_([(*o.delivery.key, o.delivery.attempts) for o in older]),
+            L.c.status.in_(WAITING),
+        )
+        .values(status="superseded", lease_until=None, updated_at=now)
+        .returning(L.c.notification, L.c.focal_point, L.c.channel)
+    )
+    got = {(r.notification, r.focal_point, r.channel) for r in await conn.execute(query)}
+    done = [o for o in older if o.delivery.key in got]
+    await _move_up(conn, done)
+    return sorted((o.delivery for o in done), key=lambda d: d.key)
+
+
+def _as_seen(rows: Sequence[Delivery]) -> Any:
+    """Matches each row only while it is still as read (status and attempt number): the
+    compare-and-set of a claim."""
+    return or_(*(and_(_where(d), L.c.status == d.status, L.c.attempts == d.attempts) for d in rows))
+
+
+def _version(t: Any) -> Any:
+    """The version number in SQL: a notice's ``alert_key`` is ``<fingerprint>@<version>``."""
+    return cast(func.substr(t.c.alert_key, func.length(t.c.fingerprint) + 2), Integer)
+
+
+def _outdated_query() -> Select[Any]:
+    """Due waiting notices for which the same focal point and channel have a newer
+    version's notice that is queued, being sent or (for a notice waiting to be retried)
+    sent; oldest first. The queued ones are found through the slot's index without reading
+    its history; the sent ones only for the few notices that wait for a retry."""
+    queued = _newer_notice(("pending", "retry", "sending"))
+    sent = _newer_notice(("sent",))
+    return (
+        select(*_DELIVERY_COLUMNS, L.c.due_at)
+        .where(
+            L.c.kind == "notice",
+            L.c.status.in_(WAITING),
+            L.c.due_at <= bindparam("now"),
+            or_(queued, and_(L.c.status == "retry", sent)),
+        )
+        .order_by(L.c.due_at)
+        .limit(bindparam("limit"))
+    )
+
+
+def _newer_notice(statuses: Sequence[str]) -> Any:
+    """A notice of a newer version than the outer row's, for the same slot, in one of
+    ``statuses``."""
+    newer = L.alias("newer")
+    return (
+        select(newer.c.notification)
+        .where(
+            newer.c.fingerprint == L.c.fingerprint,
+            newer.c.focal_point == L.c.focal_point,
+            newer.c.channel == L.c.channel,
+            newer.c.status.in_(statuses),
+            newer.c.kind == "notice",
+            _version(newer) > _version(L),
+        )
+        .exists()
+    )
+
+
+async def _move_up(conn: AsyncConnection, superseded: Sequence[Outdated]) -> None:
+    """Give the newest waiting notice of each slot the earliest ``due_at`` of the notices
+    it superseded (a ``retry`` keeps its backoff)."""
+    earliest: dict[tuple[str, str, str], float] = {}
+    for o in superseded:
+        d = o.delivery
+        slot = (d.fingerprint, d.focal_point, d.channel)
+        earliest[slot] = min(earliest.get(slot, o.due_at), o.due_at)
+    params = [
+        {"k_fingerprint": f, "k_focal_point": p, "k_channel": c, "v_due_at": due_at}
+        for (f, p, c), due_at in sorted(earliest.items())
+    ]
+    if params:
+        await conn.execute(_MOVE_UP, params)
+
+
+_MOVE_UP = (
+    update(L)
+    .where(
+        L.c.fingerprint == bindparam("k_fingerprint"),
+        L.c.focal_point == bindparam("k_focal_point"),
+        L.c.channel == bindparam("k_channel"),
+        L.c.kind == "notice",
+        L.c.status == "pending",
+        L.c.due_at > bindparam("v_due_at"),
+    )
+    .values(due_at=bindparam("v_due_at"))
+)
 
 
 _RECORD = (
@@ -328,3 +452,7 @@ async def _record(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
     ]
     if params:
         await conn.execute(_RECORD, params)
+
+
+_OUTDATED = _outdated_query()
+"""Built once: a sender runs it before every refill."""

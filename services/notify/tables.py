@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -81,6 +82,16 @@ ledger = Table(
     Column("sent_at", Float),
 )
 
+ledger_slots = Index(
+    "ix_notify_ledger_slot_status",
+    ledger.c.fingerprint,
+    ledger.c.focal_point,
+    ledger.c.channel,
+    ledger.c.status,
+)
+"""Finds a (fingerprint, focal point, channel)'s queued notices without reading the sent
+history, so superseding older versions stays cheap as the ledger grows."""
+
 silences = Table(
     "notify_silences",
     metadata,
@@ -111,6 +122,8 @@ def serialise_sqlite_writes(engine: AsyncEngine) -> None:
 
 async def create(engine: AsyncEngine) -> None:
     await create_tables(engine, metadata)
+    async with engine.begin() as conn:  # tables created before the index was added
+        await conn.run_sync(lambda sync: ledger_slots.create(sync, checkfirst=True))
 
 
 async def insert_ignore(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> int:

@@ -243,3 +243,44 @@ async def test_an_older_notice_still_waiting_is_superseded_by_the_newer_version(
         (v2.key, "sent"),
     ]
     assert count == 1
+
+
+async def test_a_backlog_longer_than_a_page_is_superseded_before_anything_is_sent(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Forty versions of one alert wait for one slot, between notices of other alerts: by
+    the first send every older version is superseded, and the newest takes the queue place
+    of the oldest, so it goes out ahead of the other alerts' notices queued after that."""
+    ledger_at_send: list[list[str]] = []
+
+    class Watching(FakeChannel):
+        async def send(self, a: AlertRaised, focal_point: FocalPoint, out: Outgoing) -> None:
+            rows = await app.state.ledger.history(hot[0].fingerprint)
+            ledger_at_send.append(
+                sorted(r["status"] for r in rows if r["alert_key"] != hot[-1].key)
+            )
+            await super().send(a, focal_point, out)
+
+    channel, clock = Watching("email"), Clock()
+    settings = Settings(config_dir=write_config(tmp_path), database_url=sqlite_url)
+    app = create_app(settings, clock=clock, channels=[channel])
+    scheduler = app.state.scheduler
+    scheduler.sender.concurrency = 1  # one send at a time, so their order is observable
+    await tables.create(scheduler.engine)
+    hot = [alert(version=v) for v in range(1, 41)]
+    others = [alert(country=c) for c in ("UZ", "TJ", "KZ", "TM", "AF", "IR", "CN", "MN")]
+    async with scheduler.engine.begin() as conn:
+        await scheduler.alerts.add(conn, hot + others, clock())
+        for i, a in enumerate(hot):  # the others are due in between the old versions
+            queued = [a] + ([others[i]] if i < len(others) else [])
+            for j, b in enumerate(queued):
+                notice = Notice(b.key, b.key, "notice", "test-desk")
+                await enqueue(conn, notice, b.fingerprint, ["email"], clock() - 100 + i + j / 2)
+    async with TestKafkaBroker(app.state.broker):
+        await scheduler.tick()
+    history = await app.state.ledger.history(hot[0].fingerprint)
+    await scheduler.engine.dispose()
+    assert ledger_at_send[0] == ["superseded"] * 39
+    assert channel.sent.index((hot[-1].key, "test-desk")) <= 1
+    assert sorted(channel.sent) == sorted((a.key, "test-desk") for a in [hot[-1], *others])
+    assert sorted(h["status"] for h in history) == ["sent"] + ["superseded"] * 39
