@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.alerts import AlertRaised, SupportingReport
-from services.classify.windows import Stories, WindowEvent
+from services.classify.windows import BatchWindow, Stories, WindowEvent
 from services.common.db import create_tables
 
 metadata = MetaData()
@@ -81,7 +81,7 @@ class State:
     """What a batch needs: current alerts, window events and which reports already counted."""
 
     alerts: dict[str, AlertRaised] = field(default_factory=dict)
-    events: dict[str, list[WindowEvent]] = field(default_factory=dict)
+    events: dict[str, BatchWindow] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
     stories: dict[str, Stories] = field(default_factory=dict)
     revisions: dict[str, int] = field(default_factory=dict)
@@ -158,7 +158,7 @@ class AlertStore:
                     )
         for fp in fps:
             cached = self._windows[fp]
-            state.events[fp] = [e for e in cached.events if e.at > since]
+            state.events[fp] = BatchWindow(cached.events, since)
             state.stories[fp] = Stories(parent=cached.stories)
             if cached.alert is not None:
                 state.alerts[fp] = cached.alert

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Float, MetaData, String, Table, bindparam, select, text
+from sqlalchemy import Column, Float, MetaData, String, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import create_tables
+from services.common.db import create_tables, own_database_url
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,50 +37,9 @@ seen = Table(
 
 
 def seen_database_url(shared_url: str) -> str:
-    """Where the seen ids live: on SQLite a file of ingest's own beside the shared one, on
-    PostgreSQL the shared database.
-
-    Every POST commits marks. SQLite has one writer per file and its busy handler sleeps in
-    steps of up to 100 ms, so in the shared file those commits queued behind classify's and
-    notify's transactions (docs/ingest.md). Replicas on one machine derive the same path
-    and share the file, so deduplication between them holds as before.
-    """
-    url = make_url(shared_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return shared_url
-    path = Path(url.database)
-    own = path.with_name(f"{path.stem}-ingest-seen{path.suffix}")
-    return url.set(database=str(own)).render_as_string(hide_password=False)
-
-
-async def adopt_shared_table(engine: AsyncEngine, shared_url: str) -> int:
-    """Move ``ingest_seen`` rows from the shared SQLite file, where versions before the
-    split kept them, into ``engine``'s own file, so an upgrade forgets no seen id; returns
-    how many rows were copied. Idempotent: the old table is dropped once copied, and a
-    replica starting at the same moment copies nothing twice (INSERT OR IGNORE)."""
-    shared = make_url(shared_url).database
-    if seen_database_url(shared_url) == shared_url or not shared:
-        return 0
-    if not await asyncio.to_thread(Path(shared).exists):  # ATTACH would create it
-        return 0
-    async with engine.connect() as conn:
-        await conn.execute(text("ATTACH DATABASE :path AS shared"), {"path": shared})
-        try:
-            found = await conn.execute(
-                text("SELECT 1 FROM shared.sqlite_master WHERE type = 'table' AND name = :t"),
-                {"t": seen.name},
-            )
-            if found.first() is None:
-                return 0
-            copied = await conn.execute(
-                text(f"INSERT OR IGNORE INTO main.{seen.name} SELECT * FROM shared.{seen.name}")
-            )
-            await conn.execute(text(f"DROP TABLE IF EXISTS shared.{seen.name}"))
-            await conn.commit()
-            return int(copied.rowcount or 0)
-        finally:
-            await conn.rollback()  # DETACH is refused inside a transaction
-            await conn.execute(text("DETACH DATABASE shared"))
+    """On SQLite, seen ids live in a file of ingest's own: every POST commits marks, which
+    in the shared file queued behind classify's and notify's transactions (docs/ingest.md)."""
+    return own_database_url(shared_url, "ingest-seen")
 
 
 _LOOKUP = select(seen.c.report_id, seen.c.seen_at).where(

@@ -16,12 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.broker import make_broker
-from services.common.db import make_engine
+from services.common.db import adopt_tables, make_engine
 from services.common.settings import Settings
 from services.common.telemetry import serve_metrics
 from services.ingest import language
 from services.ingest.api import router, unparsable_body_is_422
-from services.ingest.dedup import SeenReports, adopt_shared_table, seen_database_url
+from services.ingest.dedup import SeenReports, seen_database_url
+from services.ingest.dedup import seen as seen_table
 from services.ingest.feeds import FeedAuth, load_feeds
 from services.ingest.limits import BodyLimit, TokenBucket
 from services.ingest.metrics import IngestMetrics
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(language.load)
         await seen.start()
-        if adopted := await adopt_shared_table(engine, settings.database_url):
+        if adopted := await adopt_tables(engine, settings.database_url, [seen_table]):
             log.info("moved %d seen report ids out of the shared database", adopted)
         async with broker, httpx.AsyncClient(headers={"User-Agent": "tocsin-ingest"}) as client:
             await broker.start()

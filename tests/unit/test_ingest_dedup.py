@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect
 
-from services.common.db import make_engine
-from services.ingest.dedup import SeenReports, adopt_shared_table, seen_database_url
+from services.common.db import adopt_tables, make_engine
+from services.ingest import dedup
+from services.ingest.dedup import SeenReports, seen_database_url
 
 DAY = 86400.0
 
@@ -102,9 +103,9 @@ async def test_ids_seen_in_the_shared_file_are_adopted_once(sqlite_url: str) -> 
     try:
         seen = SeenReports(own, DAY)
         await seen.start()
-        assert await adopt_shared_table(own, sqlite_url) == 1
+        assert await adopt_tables(own, sqlite_url, [dedup.seen]) == 1
         assert await seen.already(["old", "new"], now=6.0) == {"old"}
-        assert await adopt_shared_table(own, sqlite_url) == 0  # the shared table is gone
+        assert await adopt_tables(own, sqlite_url, [dedup.seen]) == 0  # the shared table is gone
         async with shared.connect() as conn:
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
         assert "ingest_seen" not in tables
