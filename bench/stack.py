@@ -112,7 +112,7 @@ class Stack:
     async def _ready(self) -> bool:
         checks = [
             (self.ingest_port, "/readyz"),
-            (self.classify_port, "/healthz"),
+            (self.classify_port, "/readyz"),
             (self.notify_port, "/healthz"),
             (self.sink_http_port, "/stats"),
         ]

@@ -66,6 +66,17 @@ def batch_subscriber(
     )
 
 
+def consuming(broker: KafkaBroker) -> bool:
+    """Whether every subscriber has joined its group and holds partitions: until the first
+    rebalance completes (seconds after start) records wait unread, so a service is not ready
+    before. A replica beyond the partition count holds none and stays unready by design."""
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None or not consumer.assignment():
+            return False
+    return True
+
+
 def make_broker(
     settings: Settings,
     registry: CollectorRegistry,
