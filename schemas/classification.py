@@ -55,5 +55,6 @@ class ReportClassified(BaseModel):
         pattern=r"^([0-9a-f]{8}){0,16}$",
         description="Bottom-k sketch of the report text's word shingles (up to 16 hashes of "
         "8 hex digits): near-identical texts (one wire story syndicated by many outlets) share "
-        "most hashes and count once toward corroboration and spikes.",
+        "most hashes and count once toward corroboration and spikes. Absent when the report "
+        "names no country or no indicator: it supports no alert.",
     )

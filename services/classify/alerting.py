@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from schemas.alerts import AlertRaised, SupportingReport
-from schemas.classification import Casualties, IndicatorMatch, ReportClassified
+from schemas.classification import Casualties, Classification, IndicatorMatch, ReportClassified
 from services.classify.alert_store import AlertStore
 from services.classify.rules import RulesConfig, RuleSet
-from services.classify.windows import Fired, Stories, WindowEvent, evaluate
+from services.classify.windows import BatchWindow, Fired, Stories, WindowEvent, evaluate
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -43,10 +43,15 @@ def fingerprint(country: str, indicator: str) -> str:
     return f"{country}:{indicator}"
 
 
+def can_support(c: Classification) -> bool:
+    """Whether a classification names what a fingerprint needs: a country and an indicator."""
+    return bool(c.countries and c.indicators)
+
+
 def fingerprint_of(report: ReportClassified) -> str | None:
     """The one fingerprint a report supports, or None when it names no country or indicator."""
     c = report.classification
-    if not (c.countries and c.indicators):
+    if not can_support(c):
         return None
     return fingerprint(c.countries[0], lead_indicator(c.indicators).id)
 
@@ -104,7 +109,7 @@ class AlertEngine:
             ):
                 continue
             rules = self.rules.for_country(report.classification.countries[0])
-            window = state.events.setdefault(fp, [])
+            window = state.events.setdefault(fp, BatchWindow([], since))
             stories = state.stories.setdefault(fp, Stories())
             horizon = _utc(report.received_at) - self.rules.max_horizon
             event = self._event(report, fp, stories, horizon)

@@ -15,7 +15,7 @@ from schemas.alerts import AlertRaised
 from schemas.classification import ReportClassified
 from schemas.deliveries import DeadLettered
 from schemas.reports import ReportReceived
-from services.classify.alerting import AlertEngine, Publish
+from services.classify.alerting import AlertEngine, Publish, can_support
 from services.classify.classifier import Classifier
 from services.classify.metrics import ClassifyMetrics
 from services.classify.near_duplicates import near_duplicate_key
@@ -82,7 +82,11 @@ def build_router(
                 title=report.title,
                 url=report.url,
                 classification=verdict,
-                near_duplicate_key=near_duplicate_key(report.text),
+                # Only a report that can support an alert is compared with others: the
+                # sketch costs about half as much again as classifying.
+                near_duplicate_key=near_duplicate_key(report.text)
+                if can_support(verdict)
+                else None,
             )
             key = verdict.countries[0] if verdict.countries else report.id
             out.append((key, classified))

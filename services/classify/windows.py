@@ -6,9 +6,10 @@ judged, so a redelivery, a restart or another replica reaches the same decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from schemas.alerts import SupportingReport
 from services.classify.near_duplicates import hashes, similarity
@@ -126,7 +127,33 @@ def stories(events: Iterable[WindowEvent]) -> int:
     return len({e.story for e in events})
 
 
-def evaluate(event: WindowEvent, window: Sequence[WindowEvent], rules: RuleSet) -> Fired | None:
+class BatchWindow:
+    """A fingerprint's cached events received after ``since``, plus the batch's new ones.
+
+    The cached events are filtered only when a rule iterates the window: the immediate rule
+    never does, and copying a busy fingerprint's events for every batch cost time in
+    proportion to the whole window. Events the cache gains later (after the batch's save)
+    are not seen: the length is fixed here.
+    """
+
+    def __init__(self, cached: list[WindowEvent], since: datetime) -> None:
+        self._cached = cached
+        self._length = len(cached)
+        self._since = since
+        self._added: list[WindowEvent] = []
+
+    def append(self, event: WindowEvent) -> None:
+        self._added.append(event)
+
+    def __iter__(self) -> Iterator[WindowEvent]:
+        since = self._since
+        for e in islice(self._cached, self._length):
+            if e.at > since:
+                yield e
+        yield from self._added
+
+
+def evaluate(event: WindowEvent, window: Iterable[WindowEvent], rules: RuleSet) -> Fired | None:
     """The first rule (immediate, corroborated, spike) that holds when ``event`` arrives.
 
     ``window`` holds the fingerprint's events, ``event`` included; only those received up to

@@ -47,8 +47,15 @@ async def test_raw_report_becomes_classified_and_critical_alert(
         await br.publish(report, topics.REPORTS_RAW, key=b"kg-1")
         await br.publish(report, topics.REPORTS_RAW, key=b"kg-1")  # redelivery
         await br.publish(_report("stanley-foundation-2011-04.txt", "sf-1"), topics.REPORTS_RAW)
+        rates = _report("kyrgyzstan-open-statement-2010.txt", "bank-1").model_copy(
+            update={"text": "The central bank of Kenya left its interest rate unchanged."}
+        )
+        await br.publish(rates, topics.REPORTS_RAW)
 
-    assert [c.report_id for c in classified] == ["kg-1", "kg-1", "sf-1"]
+    assert [c.report_id for c in classified] == ["kg-1", "kg-1", "sf-1", "bank-1"]
+    # Only a report that can support an alert carries the sketch that alerting compares.
+    assert classified[0].near_duplicate_key
+    assert classified[3].near_duplicate_key is None
     assert classified[0].classification.countries[0] == "KG"
     assert classified[2].classification.severity < 2
     assert len(alerts) == 1, "a redelivered report must not raise a second alert version"
