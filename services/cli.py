@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from pathlib import Path
@@ -13,9 +14,17 @@ from pydantic import ValidationError
 from services.common.settings import REPO_ROOT, Settings
 from services.common.telemetry import setup_logging
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""Collect cycles less often than Python's (700, 10, 10): the services allocate many short-
+lived objects per message (parsed models, rows), which reference counting frees, so young
+collections found little; at the default the cycle collector took about a fifth of the alert
+engine's time (`bench.alerting`-style batches of 20: 26-31 → 22-24 ms)."""
+
 
 def _serve(name: str) -> None:
     import uvicorn
+
+    gc.set_threshold(*GC_THRESHOLDS)
 
     settings = Settings()
     setup_logging()
