@@ -50,16 +50,18 @@ _CASUALTY_FLOOR = 0.5
 _YEAR = re.compile(r"(?:1[89]|20)\d\d(?!\d)")
 """Starts on a literal digit so the engine skips to it; the left edge is checked in code."""
 _SINCE = re.compile(r"\bsince\b[^.;]{0,60}$", re.IGNORECASE)
-"""A year after "since" opens something still going on, not history."""
+"""A year after "since" opens something still going on, not history: "the worst violence
+since the country's independence in 1999" dates the comparison, not the violence."""
 _HISTORY_YEARS = 5
 """A year this much older than the latest year the report mentions marks history."""
 _HISTORY_BEFORE = 2000
 """A year before this is history for a pipeline that reads today's news (Rwanda 1994,
 Srebrenica 1995), whatever else the report mentions."""
 _COMBATANTS_AFTER = re.compile(
-    r"\s+(?:(?:other|more|government|army|security|regime|rebel|enemy|[A-Z][\w-]*)\s+)?"
+    r"\s+(?:(?:other|more|government|army|security|regime|rebel|enemy|[A-Z][\w-]*)\s+){0,2}"
     r"(?:soldiers|troops|militants|rebels|fighters|insurgents|jihadists|terrorists|gunmen|"
-    r"attackers|assailants|policemen|police officers|officers|servicemen|combatants)\b"
+    r"attackers|assailants|policemen|police officers|officers|servicemen|combatants|"
+    r"peacekeepers|blue helmets)\b"
 )
 """A killed figure counting fighters ("killing 20 soldiers") is a combatant casualty."""
 _FALSE_CUES = frozenset({"May", "Will", "MAY", "WILL"})
@@ -656,7 +658,7 @@ def _mark_old_years(text: str, lowered: str, sentences: list[_Sentence], starts:
         if not (m.start() and text[m.start() - 1].isalnum())
     ]
     if "since" in lowered:  # most reports: no year can follow "since"
-        years = [(p, y) for p, y in years if not _SINCE.search(text, max(0, p - 20), p)]
+        years = [(p, y) for p, y in years if not _SINCE.search(text, max(0, p - 70), p)]
     if not years:
         return False
     latest = max(y for _, y in years)

@@ -77,6 +77,12 @@ _AFTER = re.compile(
 )
 """Sponsor, speaker and speaker-verb contexts in one match: at most one can hold."""
 _AFTER_STARTS = frozenset("-'’ \t\r\n\f\v\xa0")
+_STATE_AFTER = re.compile(
+    r"\s+(?:army|armed forces|military|junta|government|authorities|police|security forces|"
+    r"air force|gendarmerie|soldiers|troops)\b"
+)
+"""A country's own state acting ("the Malian army", "the Burkinabè government") places
+events there as surely as its name: such a demonym counts as the name."""
 """Characters that can start an _AFTER or _COURT_AFTER context: others skip the match."""
 _COURT_AFTER = re.compile(
     r"(?:['’]s)?\s+(?:(?:[Hh]igh|[Ss]upreme|[Dd]istrict|[Rr]egional|[Ff]ederal|[Mm]ilitary|"
@@ -213,6 +219,8 @@ class Gazetteer:
                 if refuge:
                     refuge_end = end
                 continue
+            if kind == "demonym" and after is None and _STATE_AFTER.match(text, end):
+                kind = "name"
             scores[code] = scores.get(code, 0.0) + _WEIGHT[kind] * weight
             if kind != "demonym" and _is_locative(text, start):
                 scores[code] += _LOCATIVE_BONUS * weight

@@ -30,6 +30,11 @@ def test_most_cited_first() -> None:
     assert countries(text)[:2] == ["KG", "RU"]
 
 
+def test_a_states_own_forces_outweigh_the_victims_nationalities() -> None:
+    text = "Drones killed Sudanese, Nigerien and Chadian miners, and the Malian army struck again."
+    assert countries(text)[0] == "ML"
+
+
 def test_hint_leads_and_is_normalised() -> None:
     assert countries("Clashes in Osh.", hint=" uz ") == ["UZ", "KG"]
 
