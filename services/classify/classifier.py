@@ -262,9 +262,12 @@ class Classifier:
         figures = [f for f in figures if not _COMBATANTS_AFTER.match(text, f.end)]
         dated_past = _mark_old_years(text, lowered, sentences, starts)
         doc_mask = 0  # every concept the report names, for the report-wide tests below
+        acts = 0  # the same, less the sentences a disaster cue marks ("floods struck")
         for sent in sentences:
             doc_mask |= sent.mask
-        violent_report = bool(doc_mask & self._violent)
+            if sent.cues is None or "disaster" not in sent.cues:
+                acts |= sent.mask
+        violent_report = bool(acts & self._violent)
         crisis = violent_report or bool(doc_mask & self._crisis)
         if crisis:
             bits = self._crisis_report | (self._violent_report if violent_report else 0)

@@ -31,10 +31,14 @@ _SPONSOR_AFTER = re.compile(_SPONSOR_AFTER_PATTERN)
 """A "U.S.-backed coalition" names a sponsor, not where events happen."""
 _REFUGE_BEFORE = re.compile(
     r"\b(?:fled|flee|fleeing|escaped|escaping|crossed|crossing|arrived|arriving|sheltering|"
-    r"sought refuge|taken refuge|refugees)\b(?P<gap>[^.;]{0,40}?)\b(?P<prep>to|into|in)\s+"
+    r"sought refuge|taken refuge|refugees|arrival|made it|made it safely)\b"
+    r"(?P<gap>[^.;]{0,40}?)\b(?P<prep>to|into|in)\s+"
     r"(?:neighbou?ring\s+|the\s+)?$",
     re.IGNORECASE,
 )
+_QUALIFIED = re.compile(r",\s+[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*){0,2}\s+")
+"""A town qualified by its district ("Gulu, Lapai Local Government Area of Niger State"):
+a place after such a gap tells which of two same-named towns is meant."""
 _LIST_GAP = re.compile(r"(?:,\s*(?:and\s+)?|\s+and\s+)")
 """What separates the places of a list ("into Mauritania and Burkina Faso")."""
 _ORIGIN_GAP = re.compile(
@@ -48,9 +52,10 @@ _SPEAKER_VERB_AFTER = re.compile(
     r"(?:(?:has|have|had|also|swiftly|strongly|jointly)\s+)?"
     r"(?:condemned|condemns|called for|calls for|urged|urges|expressed|welcomed|welcomes|"
     r"pledged|pledges|imposed|imposes|demanded|demands|criticised|criticized|voiced|deplored|"
-    r"denounced|sanctioned)\b"
+    r"denounced|sanctioned|sends|is sending|deploys|is deploying|dispatched|dispatches)\b"
 )
-"""Countries that condemn, urge or sanction from abroad speak about events elsewhere."""
+"""Countries that condemn, urge or sanction from abroad speak about events elsewhere; those
+that send troops or police act where they are sent."""
 _SPEAKER_AFTER = re.compile(
     r"(?:['’]s)?\s+(?:U\.?N\.?\s+)?(?:State Department|Department of (?:State|Defen[cs]e)|"
     r"Defen[cs]e Department|"
@@ -103,7 +108,7 @@ compass direction) is where, not who. Written backwards and matched on the text 
 place reversed: an anchored match instead of a look-behind search."""
 _LOCATIVE_BONUS = 0.5
 _COURT_ENDS = ("court", "tribunal", "trial", "judges", "prosecutors", "in", "of", "the")
-_REFUGE_WORDS = ("fled", "flee", "escap", "cross", "arriv", "shelter", "refuge")
+_REFUGE_WORDS = ("fled", "flee", "escap", "cross", "arriv", "shelter", "refuge", "made it")
 _REFUGE_WEIGHT = 0.5
 """Where refugees arrive ("fled into neighbouring Chad") is not where the events happen."""
 _DATELINE_SPAN = 60
@@ -114,7 +119,7 @@ _ETHNIC_BEFORE = re.compile(r"(?:ethnic|ethnically|fellow|minority)\W+(?:\w+\W+)
 _GROUP_AFTER = re.compile(
     r"^(?:\W+(?:and|or)\W+\w+)?\W+(?:groups?|communit(?:y|ies)|minorit(?:y|ies)|population|"
     r"men|women|residents|villages|neighbourhoods|neighborhoods|mahallas?|families|"
-    r"civilians|origin|descent|ethnicity|diaspora)\b",
+    r"civilians|origin|descent|ethnicity|diaspora|nationals?|citizens?|passport)\b",
     re.I,
 )
 
@@ -184,11 +189,20 @@ class Gazetteer:
         low = text.lower() if lowered is None else lowered
         refuge = any(word in low for word in _REFUGE_WORDS)  # most reports: no look-behind
         refuge_end = -1  # where the last place of refuge ended, for lists of them
-        for start, end, form in self.hits(text) if hits is None else hits:
+        found = self.hits(text) if hits is None else hits
+        for i, (start, end, form) in enumerate(found):
             entry = entries.get(form) or entries.get(" ".join(form.split()))
             if entry is None:
                 continue
             code, kind = entry
+            if kind == "city" and text[end : end + 1] == "," and i + 1 < len(found):
+                qualifier = entries.get(found[i + 1][2])
+                if (
+                    qualifier is not None
+                    and qualifier[0] != code
+                    and _QUALIFIED.fullmatch(text, end, found[i + 1][0])
+                ):
+                    continue  # a same-named town of the country its district names
             # Most places are followed by a comma or stop: no context can follow them.
             after = _AFTER.match(text, end) if text[end : end + 1] in _AFTER_STARTS else None
             if courts is not None and _court_seat(text, start, end):

@@ -136,3 +136,28 @@ def test_a_national_court_is_the_seat_of_a_trial() -> None:
     )
     assert countries(text, judicial=True)[0] == "DE"
     assert countries(text)[0] == "SY"
+
+
+def test_a_town_qualified_by_its_district_belongs_to_the_district_s_country() -> None:
+    # Gulu is a city in Uganda and a town in Nigeria's Niger State.
+    text = "Bandits attacked the hospital in Gulu, Lapai Local Government Area of Niger State."
+    assert countries(text)[0] == "NG"
+    assert countries("Rebels shelled Gulu, Kampala and Juba.")[0] == "UG"  # a list, not a qualifier
+
+
+def test_a_country_sending_troops_acts_where_it_sends_them() -> None:
+    text = "Australia sends police and troops to Honiara as violent protests continue."
+    assert countries(text)[0] == "SB"
+
+
+def test_a_persons_nationality_is_not_where_events_happen() -> None:
+    text = "Sudanese national Ibrahim appeared in court in Cardiff, Wales, charged with arson."
+    assert "SD" not in countries(text)
+
+
+def test_where_a_refugee_arrived_is_not_where_events_happen() -> None:
+    text = (
+        "The sultan made it safely to Chad. Following his arrival in Chad, he said militiamen "
+        "were killing refugees fleeing El Geneina."
+    )
+    assert countries(text)[0] == "SD"
