@@ -60,6 +60,7 @@ def build_router(
         out = []
         severities: CounterOf[str] = CounterOf()
         indicators: CounterOf[str] = CounterOf()
+        flagged: list[str] = []
         for report in reports:
             started = time.perf_counter()
             verdict = classifier.classify(
@@ -69,11 +70,7 @@ def build_router(
             severities[str(verdict.severity)] += 1
             indicators.update(m.id for m in verdict.indicators)
             if verdict.severity:  # the few that matter; severity 0 would flood the log
-                log.info(
-                    "classified report: severity %d",
-                    verdict.severity,
-                    extra={"report_id": report.id, "feed": report.feed_id},
-                )
+                flagged.append(report.id)
             # Every field comes from models validated a moment ago: no second validation.
             classified = ReportClassified.model_construct(
                 report_id=report.id,
@@ -91,6 +88,12 @@ def build_router(
             key = verdict.countries[0] if verdict.countries else report.id
             out.append((key, classified))
         await publish_all(broker, topics.REPORTS_CLASSIFIED, out)
+        if flagged:  # one line per batch: a line per report cost a twentieth of the stage
+            log.info(
+                "classified %d reports at severity 1 or more",
+                len(flagged),
+                extra={"report_ids": flagged},
+            )
         # Counted once per batch: a labelled counter costs a lookup and a lock per call.
         for severity, n in severities.items():
             metrics.classified.labels(severity).inc(n)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.message import KafkaMessage
@@ -104,22 +105,63 @@ def make_broker(
     )
 
 
+Partitioner = Callable[[str, int], int | None]
+"""(key, partition count) → partition, or None to leave it to the producer's partitioner."""
+
+
 async def publish_all(
-    broker: KafkaBroker, topic: str, messages: Iterable[tuple[str | None, Any]]
+    broker: KafkaBroker,
+    topic: str,
+    messages: Iterable[tuple[str | None, BaseModel]],
+    partition_of: Partitioner | None = None,
 ) -> None:
     """Publish ``(key, message)`` pairs without waiting one by one, then wait for every ack.
 
     Handlers call this before returning, so the consumer commits only what Kafka has stored.
+    On a running broker the records go straight to aiokafka's producer as FastStream would
+    send them (JSON body, ``content-type`` and ``correlation_id`` headers) but without its
+    per-message middleware and serialiser, which cost about 100 µs a message (a tenth of
+    the classify stage); under ``TestKafkaBroker`` (no aiokafka producer) they go through
+    FastStream.
     """
-    pending = [
-        await broker.publish(
-            message, topic=topic, key=key.encode() if key else None, no_confirm=True
+    producer = aiokafka_producer(broker)
+    if producer is None:
+        pending = [
+            await broker.publish(
+                message, topic=topic, key=key.encode() if key else None, no_confirm=True
+            )
+            for key, message in messages
+        ]
+        futures = [p for p in pending if isinstance(p, asyncio.Future)]
+        if futures:
+            await asyncio.gather(*futures)
+        return
+    partitions = len(await producer.partitions_for(topic)) if partition_of else 0
+    acks: list[Awaitable[Any]] = []
+    for key, message in messages:
+        acks.append(
+            await producer.send(
+                topic,
+                value=message.model_dump_json().encode(),
+                key=key.encode() if key else None,
+                partition=partition_of(key, partitions) if partition_of and key else None,
+                headers=[
+                    ("content-type", b"application/json"),
+                    ("correlation_id", str(uuid.uuid4()).encode()),
+                ],
+            )
         )
-        for key, message in messages
-    ]
-    futures = [p for p in pending if isinstance(p, asyncio.Future)]
-    if futures:
-        await asyncio.gather(*futures)
+    if acks:
+        await asyncio.gather(*acks)
+
+
+def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
+    """The started aiokafka producer behind ``broker``, or None (not started, or a test
+    broker). FastStream keeps it at ``config.producer._producer.producer``; a layout change
+    in a FastStream upgrade falls back to FastStream's publish, slower but correct."""
+    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
+    producer = getattr(state, "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
 
 
 def records_of(message: KafkaMessage) -> list[ConsumerRecord[bytes, bytes]]:

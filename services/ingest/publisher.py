@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections.abc import Awaitable
-from typing import Any, Literal
+from typing import Literal
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from sqlalchemy.exc import SQLAlchemyError
@@ -113,34 +110,7 @@ class ReportPublisher:
             )
 
     async def _send_all(self, reports: list[ReportReceived]) -> None:
-        """Hand every report to the producer, then wait for all of their acks together.
-
-        On a running broker the records go straight to aiokafka's producer, as FastStream
-        would send them (JSON body, ``content-type`` and ``correlation_id`` headers) but
-        without its per-message middleware and serialiser, which cost about 100 µs a report.
-        Under ``TestKafkaBroker`` (no aiokafka producer) they go through FastStream.
-        """
-        producer = _aiokafka_producer(self.broker)
-        if producer is None:
-            await publish_all(self.broker, topics.REPORTS_RAW, ((r.id, r) for r in reports))
-            return
-        partitions = len(await producer.partitions_for(topics.REPORTS_RAW))
-        acks: list[Awaitable[Any]] = []
-        for r in reports:
-            headers = [
-                ("content-type", b"application/json"),
-                ("correlation_id", str(uuid.uuid4()).encode()),
-            ]
-            acks.append(
-                await producer.send(
-                    topics.REPORTS_RAW,
-                    value=r.model_dump_json().encode(),
-                    key=r.id.encode(),
-                    partition=_partition(r.id, partitions),
-                    headers=headers,
-                )
-            )
-        await asyncio.gather(*acks)
+        await publish_all(self.broker, topics.REPORTS_RAW, ((r.id, r) for r in reports), _partition)
 
 
 def _partition(report_id: str, partitions: int) -> int | None:
@@ -152,12 +122,3 @@ def _partition(report_id: str, partitions: int) -> int | None:
         return int(report_id[:8], 16) % partitions
     except ValueError:  # not an id of ours: the producer's partitioner decides
         return None
-
-
-def _aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
-    """The started aiokafka producer behind ``broker``, or None (not started, or a test
-    broker). FastStream keeps it at ``config.producer._producer.producer``; a layout change
-    in a FastStream upgrade falls back to FastStream's publish, slower but correct."""
-    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
-    producer = getattr(state, "producer", None)
-    return producer if isinstance(producer, AIOKafkaProducer) else None
