@@ -49,6 +49,16 @@ _CASUALTY_FLOOR = 0.5
 """A figure counts only where a killing in the same sentence would count at least this much."""
 _YEAR = re.compile(r"(?:1[89]|20)\d\d(?!\d)")
 """Starts on a literal digit so the engine skips to it; the left edge is checked in code."""
+_COUNT_BEFORE = re.compile(
+    r"\b(?:some|about|around|over|nearly|almost|approximately|estimated|least|than)\s+$",
+    re.IGNORECASE,
+)
+_COUNT_AFTER = re.compile(
+    r"\s+(?:[A-Z][\w’'-]*\s+(?:and\s+[A-Z][\w’'-]*\s+)?)?(?:people|persons|civilians|men|"
+    r"women|children|victims|refugees|families|soldiers|troops|fighters|residents|villagers|"
+    r"homes|houses|dead|killed)\b"
+)
+"""A four-digit number that counts ("some 2000 Palestinian and Lebanese civilians") is no year."""
 _SINCE = re.compile(r"\bsince\b[^.;]{0,60}$", re.IGNORECASE)
 """A year after "since" opens something still going on, not history: "the worst violence
 since the country's independence in 1999" dates the comparison, not the violence."""
@@ -191,7 +201,9 @@ class Classifier:
         )
         self._any_rule = _or(ci.any_mask for ci in self._indicators)
         self._violent = self._mask(context.VIOLENCE_CONCEPTS)
-        self._report = self._bit["report"]
+        self._witnessed = self._bit["witnessed"]
+        self._current = self._bit["current"]
+        self._report = self._witnessed | self._current | self._bit["ongoing"]
         self._attribution = self._bit["attribution"]
         self._quantity = self._bit["quantity"]
         self._killed_figure = self._bit["killed_figure"]
@@ -277,6 +289,8 @@ class Classifier:
         scores: dict[str, list[tuple[float, int]]] = {}
         levels: dict[tuple[str, int], int] = {}  # rules that set their own severity
         doc_factor = doc.factor
+        if doc.commentary and not doc_mask & (self._witnessed | self._current):
+            doc_factor *= context.DOC_GENRE  # prevention commentary: no event seen or dated
         if dated_past and not doc_mask & self._report:
             # Every year it names is long past and nothing marks an event as current
             # ("today", "on Monday", "witnesses said"): a retrospective, not news.
@@ -659,6 +673,8 @@ def _mark_old_years(text: str, lowered: str, sentences: list[_Sentence], starts:
         (m.start(), int(m.group()))
         for m in _YEAR.finditer(text)
         if not (m.start() and text[m.start() - 1].isalnum())
+        and not _COUNT_AFTER.match(text, m.end())
+        and not _COUNT_BEFORE.search(text, max(0, m.start() - 16), m.start())
     ]
     if "since" in lowered:  # most reports: no year can follow "since"
         years = [(p, y) for p, y in years if not _SINCE.search(text, max(0, p - 70), p)]

@@ -9,7 +9,9 @@ Scopes, narrowest first:
   little less when it only attributes ("the UN said");
   disasters cancel killing and displacement that no violence word explains;
 - sentence, by date: a year five or more years before the report's latest year is history;
-- document: a commemoration, trial report, sports report or film review lowers every match.
+- document: a commemoration, trial report, sports report or film review lowers every match,
+  and so does atrocity-prevention commentary that marks no event as current (decided by the
+  classifier, which knows the report's time markers).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ EXERCISE = 0.1
 CRIME = 0.2
 DISASTER = 0.1
 DOC_GENRE = 0.2
-DOCUMENT_CUES = frozenset({"commemoration", "sport", "entertainment", "judicial", "disaster"})
+DOCUMENT_CUES = frozenset(
+    {"commemoration", "commentary", "sport", "entertainment", "judicial", "disaster"}
+)
 """Cue kinds that can mark a whole document's genre."""
 DOC_GENRE_MIN_CUES = 2
 """Distinct cue phrases of one kind that make a whole document commemorative, sport or film."""
@@ -59,6 +63,10 @@ class DocumentContext:
     """Document-level genre: decided once per report from distinct cue phrases."""
 
     commemorative: bool = False
+    commentary: bool = False
+    """Two distinct phrases of prevention policy or method ("responsibility to protect",
+    "early warning", "risk assessment"): lowers every match only when nothing in the report
+    marks an event as current (decided by the caller)."""
     sport: bool = False
     entertainment: bool = False
     judicial: bool = False
@@ -76,6 +84,7 @@ class DocumentContext:
 
         return cls(
             commemorative=many("commemoration"),
+            commentary=many("commentary"),
             sport=many("sport"),
             entertainment=many("entertainment"),
             judicial=many("judicial"),

@@ -19,10 +19,16 @@ import yaml
 
 from services.classify.taxonomy import trie_regex
 
-PlaceKind = Literal["name", "demonym", "city", "court"]
+PlaceKind = Literal["name", "demonym", "city", "court", "actor"]
 Hit = tuple[int, int, str]
 """A gazetteer form found in a text: start, end, the form as written."""
-_WEIGHT: dict[PlaceKind, float] = {"name": 1.0, "demonym": 0.5, "city": 1.0, "court": 1.0}
+_WEIGHT: dict[PlaceKind, float] = {
+    "name": 1.0,
+    "demonym": 0.5,
+    "city": 1.0,
+    "court": 1.0,
+    "actor": 1.0,
+}
 _TITLE_WEIGHT = 2.0
 _FIRST_BONUS = 1.5
 """The first country named (in the title, else the text) is usually the subject."""
@@ -236,9 +242,11 @@ class Gazetteer:
             if kind == "demonym" and after is None and _STATE_AFTER.match(text, end):
                 kind = "name"
             scores[code] = scores.get(code, 0.0) + _WEIGHT[kind] * weight
-            if kind != "demonym" and _is_locative(text, start):
+            if kind not in ("demonym", "actor") and _is_locative(text, start):
                 scores[code] += _LOCATIVE_BONUS * weight
-            if first is not None and not first and kind != "demonym":
+            # A leader or armed group counts, but the first place named is the subject:
+            # groups cross borders ("Al-Shabaab militants in Lamu County").
+            if first is not None and not first and kind not in ("demonym", "actor"):
                 first.append(code)
             if kind == "court" and courts is not None:
                 courts.add(code)
@@ -339,7 +347,8 @@ def gazetteer() -> Gazetteer:
     sections = (
         ("names", "name"),
         ("cities", "city"),
-        ("actors", "city"),
+        ("leaders", "city"),
+        ("actors", "actor"),
         ("courts", "court"),
         ("demonyms", "demonym"),
     )

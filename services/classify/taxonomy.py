@@ -21,6 +21,7 @@ CUE_KINDS = (
     "prescriptive",
     "history",
     "commemoration",
+    "commentary",
     "idiom",
     "sport",
     "entertainment",

@@ -160,6 +160,14 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "in a stabbing rampage has been remanded in custody today.",
         "A group of Syrian refugees living in the town is already sponsoring a family of eight "
         "from their homeland.",
+        "The Early Warning Project has produced a global risk assessment every year since 2014. "
+        "Since then, we have seen mass atrocities occur, including a genocide against the "
+        "Rohingya in Burma, the killing of hundreds of thousands of civilians in South Sudan "
+        "and targeted killings in Ethiopia. Early warning is not prompting early action.",
+        "The militia stormed the camp in September 1982. The families of the victims say some "
+        "2000 Palestinian and Lebanese civilians were slaughtered by militiamen.",
+        "Thousands gathered at the hill to remember them, a decade since dozens of striking "
+        "workers were killed by police.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -212,6 +220,11 @@ EVENTS = [
     ("killing_of_civilians", "Gunmen attacked a village. The death toll rose to 50, medics said."),
     ("killing_of_civilians", "Gunmen left 30 dead in the market town."),
     ("killing_of_civilians", "Hundreds of corpses line the road to the border, witnesses said."),
+    (
+        "killing_of_civilians",
+        "Of the 18 dead, 13 were men and 5 were women who were going about their lives when "
+        "men armed with machetes and axes hacked them to death.",
+    ),
     (
         "attack_on_civilians_by_state_forces",
         "Floods and landslides hit the region. Police opened fire on villagers queuing for "

@@ -161,3 +161,8 @@ def test_where_a_refugee_arrived_is_not_where_events_happen() -> None:
         "were killing refugees fleeing El Geneina."
     )
     assert countries(text)[0] == "SD"
+
+
+def test_an_armed_group_is_not_the_first_place_named() -> None:
+    text = "Suspected Al-Shabaab militants beheaded a man in Marafa village in Lamu County."
+    assert countries(text)[0] == "KE"
