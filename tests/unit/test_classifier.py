@@ -257,7 +257,7 @@ DEV_FLOORS = {
     "negatives_silent": 0.96,
     "alert_f1": 0.95,
     "indicator_micro_f1": 0.83,
-    "country_accuracy": 0.91,
+    "country_accuracy": 0.90,
 }
 """What the rules score on dev now, rounded down: a change that loses ground fails here.
 (The targets are judged on held-out by ``make eval``; dev is harder since its second round
