@@ -64,9 +64,9 @@ class DocumentContext:
 
     commemorative: bool = False
     commentary: bool = False
-    """Two distinct phrases of prevention policy or method ("responsibility to protect",
-    "early warning", "risk assessment"): lowers every match only when nothing in the report
-    marks an event as current (decided by the caller)."""
+    """Two distinct phrases of prevention policy or method ("risk assessment", "we
+    consider", "never again"): lowers every match only when nothing in the report is
+    witnessed or dated to now (decided by the caller)."""
     sport: bool = False
     entertainment: bool = False
     judicial: bool = False
