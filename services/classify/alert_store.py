@@ -11,6 +11,7 @@ a rebalance) is reloaded, and a batch reads only a small revisions row for a war
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -272,14 +273,17 @@ class AlertStore:
 
 
 def _event(r: Any) -> WindowEvent:
+    """A cached event shares its repeated strings (fingerprint, feed, a story's id, a copied
+    story's sketch) instead of holding a copy per database row: a day of reports is cached."""
+    report_id = r.report_id
     return WindowEvent(
-        fingerprint=r.fingerprint,
-        report_id=r.report_id,
+        fingerprint=sys.intern(r.fingerprint),
+        report_id=report_id,
         at=datetime.fromtimestamp(r.at, UTC),
-        feed_id=r.feed_id,
+        feed_id=sys.intern(r.feed_id),
         severity=r.severity,
-        story=r.story,
-        sketch=r.sketch,
+        story=report_id if r.story == report_id else sys.intern(r.story),
+        sketch=sys.intern(r.sketch) if r.sketch else r.sketch,
         support=None,
     )
 

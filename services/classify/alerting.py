@@ -9,6 +9,7 @@ counted (a redelivery) changes nothing and publishes nothing.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,10 +152,10 @@ class AlertEngine:
         c = report.classification
         key = report.near_duplicate_key
         return WindowEvent(
-            fingerprint=fp,
+            fingerprint=sys.intern(fp),  # one string per alert and per feed, not per event
             report_id=report.report_id,
             at=_utc(report.received_at),
-            feed_id=report.feed_id,
+            feed_id=sys.intern(report.feed_id),
             severity=c.severity,
             story=stories.story_of(
                 report.report_id,
