@@ -116,7 +116,7 @@ def _parse(
             return None  # "2.5" without a scale is not a head count
         return int(value), False
     assert word is not None  # the regex has either a number or a word
-    word = word.lower()
+    word = " ".join(word.lower().split())  # "tens of\nthousands" in hard-wrapped text
     base = _WORD_VALUES[word]
     if wscale:
         return base * _SCALE[wscale.lower()], False

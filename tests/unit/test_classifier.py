@@ -288,6 +288,11 @@ def test_a_year_before_2000_is_history(classifier: Classifier) -> None:
     assert result.casualties.killed is None
 
 
+def test_a_number_phrase_broken_across_lines_is_read(classifier: Classifier) -> None:
+    text = "Militias attacked the camp and killed tens of\nthousands of civilians, witnesses said."
+    assert classifier.classify(text).casualties.killed == 10_000
+
+
 def test_offsets_survive_letters_whose_lowercase_is_longer(classifier: Classifier) -> None:
     text = "İSTANBUL’DA ÇATIŞMA. Soldiers killed 5 civilians in Aleppo, witnesses said."
     result = classifier.classify(text)
