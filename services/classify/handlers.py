@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as CounterOf
+from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
@@ -42,6 +43,17 @@ def alerting_subscriber(broker: KafkaBroker) -> BatchSubscriber:
     raise LookupError(f"no {ALERTING_GROUP} subscriber on this broker")
 
 
+def _unclassifiable(report: ReportReceived, exc: Exception) -> DeadLettered:
+    return DeadLettered(
+        service="classify",
+        topic=topics.REPORTS_RAW,
+        key=report.id,
+        payload=report.model_dump_json(),
+        error=f"classifier: {type(exc).__name__}: {exc}"[:500],
+        at=datetime.now(UTC),
+    )
+
+
 def build_router(
     broker: KafkaBroker, classifier: Classifier, engine: AlertEngine, metrics: ClassifyMetrics
 ) -> KafkaRouter:
@@ -63,9 +75,22 @@ def build_router(
         flagged: list[str] = []
         for report in reports:
             started = time.perf_counter()
-            verdict = classifier.classify(
-                report.text, report_id=report.id, title=report.title, country_hint=report.country
-            )
+            try:
+                verdict = classifier.classify(
+                    report.text,
+                    report_id=report.id,
+                    title=report.title,
+                    country_hint=report.country,
+                )
+            except Exception as exc:  # a report the rules cannot read must not stall its batch
+                # The type only: an exception's message may quote the report's text.
+                log.error(
+                    "classifier failed on report: %s",
+                    type(exc).__name__,
+                    extra={"report_id": report.id},
+                )
+                bad.append(_unclassifiable(report, exc))
+                continue
             metrics.latency.observe(time.perf_counter() - started)
             severities[str(verdict.severity)] += 1
             indicators.update(m.id for m in verdict.indicators)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from faststream.kafka import TestKafkaBroker
 
 from schemas import topics
 from schemas.alerts import AlertRaised
 from schemas.classification import ReportClassified
 from schemas.reports import ReportReceived
+from services.classify.classifier import Classifier
 from services.classify.main import create_app
 from services.common.settings import Settings
 from tests.support import SEEDS, write_config
@@ -85,4 +88,38 @@ async def test_poison_message_goes_to_deadletter_and_neighbours_survive(
 
     assert len(dead) == 1
     assert "feed_id" in str(dead[0]["error"])
+    assert [c.report_id for c in classified] == ["ok-1"]
+
+
+async def test_a_report_the_classifier_fails_on_is_dead_lettered_and_the_batch_goes_on(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(Settings(config_dir=write_config(tmp_path), database_url=sqlite_url))
+    broker = app.broker
+    dead: list[dict[str, object]] = []
+    classified: list[ReportClassified] = []
+    real = Classifier.classify
+
+    def fails_on_x(self: Classifier, text: str, **kwargs: Any) -> Any:
+        if kwargs.get("report_id") == "x":
+            raise KeyError("tens of\nthousands")
+        return real(self, text, **kwargs)
+
+    monkeypatch.setattr(Classifier, "classify", fails_on_x)
+
+    @broker.subscriber(topics.DEADLETTER, group_id="test-d")
+    async def seen_dead(m: dict[str, object]) -> None:
+        dead.append(m)
+
+    @broker.subscriber(topics.REPORTS_CLASSIFIED, group_id="test-c")
+    async def seen_classified(m: ReportClassified) -> None:
+        classified.append(m)
+
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(_report("stanley-foundation-2011-04.txt", "x"), topics.REPORTS_RAW)
+        await br.publish(_report("stanley-foundation-2011-04.txt", "ok-1"), topics.REPORTS_RAW)
+
+    assert [(d["key"], str(d["error"]).split(":")[:2]) for d in dead] == [
+        ("x", ["classifier", " KeyError"])
+    ]
     assert [c.report_id for c in classified] == ["ok-1"]
