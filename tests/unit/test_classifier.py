@@ -168,6 +168,15 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "2000 Palestinian and Lebanese civilians were slaughtered by militiamen.",
         "Thousands gathered at the hill to remember them, a decade since dozens of striking "
         "workers were killed by police.",
+        "Following the launch on Monday of an urgent United Nations appeal for emergency "
+        "international assistance, Australia will provide a further $10 million in "
+        "humanitarian assistance to meet the critical needs of civilians.",
+        "On 16 November IOM, with government authorities, carried out the first organized "
+        "return of Internally Displaced Persons (IDPs) from a displaced centre in the western "
+        "town of Duékoué to surrounding villages.",
+        "The militia commander turned army chief has died in hospital, officials said.",
+        "The police officer said robbers barged into the shop, shot the shopkeeper dead and "
+        "looted cash.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
