@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faststream.kafka import TestKafkaBroker
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from schemas import topics
 from schemas.alerts import AlertRaised
@@ -27,6 +27,24 @@ def _report(seed: str, report_id: str) -> ReportReceived:
         text=(SEEDS / seed).read_text(),
         title=seed,
     )
+
+
+def _watch_outputs(
+    broker: KafkaBroker,
+) -> tuple[list[dict[str, object]], list[ReportClassified]]:
+    """Lists that fill with what classify dead-letters and what it publishes as classified."""
+    dead: list[dict[str, object]] = []
+    classified: list[ReportClassified] = []
+
+    @broker.subscriber(topics.DEADLETTER, group_id="test-d")
+    async def seen_dead(m: dict[str, object]) -> None:
+        dead.append(m)
+
+    @broker.subscriber(topics.REPORTS_CLASSIFIED, group_id="test-c")
+    async def seen_classified(m: ReportClassified) -> None:
+        classified.append(m)
+
+    return dead, classified
 
 
 async def test_raw_report_becomes_classified_and_critical_alert(
@@ -71,16 +89,7 @@ async def test_poison_message_goes_to_deadletter_and_neighbours_survive(
 ) -> None:
     app = create_app(Settings(config_dir=write_config(tmp_path), database_url=sqlite_url))
     broker = app.broker
-    dead: list[dict[str, object]] = []
-    classified: list[ReportClassified] = []
-
-    @broker.subscriber(topics.DEADLETTER, group_id="test-d")
-    async def seen_dead(m: dict[str, object]) -> None:
-        dead.append(m)
-
-    @broker.subscriber(topics.REPORTS_CLASSIFIED, group_id="test-c")
-    async def seen_classified(m: ReportClassified) -> None:
-        classified.append(m)
+    dead, classified = _watch_outputs(broker)
 
     async with TestKafkaBroker(broker) as br:
         await br.publish(b'{"id": "x", "text": 3}', topics.REPORTS_RAW)
@@ -96,8 +105,7 @@ async def test_a_report_the_classifier_fails_on_is_dead_lettered_and_the_batch_g
 ) -> None:
     app = create_app(Settings(config_dir=write_config(tmp_path), database_url=sqlite_url))
     broker = app.broker
-    dead: list[dict[str, object]] = []
-    classified: list[ReportClassified] = []
+    dead, classified = _watch_outputs(broker)
     real = Classifier.classify
 
     def fails_on_x(self: Classifier, text: str, **kwargs: Any) -> Any:
@@ -106,14 +114,6 @@ async def test_a_report_the_classifier_fails_on_is_dead_lettered_and_the_batch_g
         return real(self, text, **kwargs)
 
     monkeypatch.setattr(Classifier, "classify", fails_on_x)
-
-    @broker.subscriber(topics.DEADLETTER, group_id="test-d")
-    async def seen_dead(m: dict[str, object]) -> None:
-        dead.append(m)
-
-    @broker.subscriber(topics.REPORTS_CLASSIFIED, group_id="test-c")
-    async def seen_classified(m: ReportClassified) -> None:
-        classified.append(m)
 
     async with TestKafkaBroker(broker) as br:
         await br.publish(_report("stanley-foundation-2011-04.txt", "x"), topics.REPORTS_RAW)
