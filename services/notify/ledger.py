@@ -145,9 +145,9 @@ class Ledger:
     ) -> tuple[list[Delivery], list[Delivery]]:
         """A sender's refill: supersede every due waiting notice that a newer version's
         replaces, and claim up to ``limit`` of the other due rows, oldest first. Returns
-        (superseded, claimed). Reads first, then one short write transaction, so a
-        refill holds SQLite's write lock for its writes only."""
-        async with self.engine.connect() as conn:  # reads: no write lock
+        (superseded, claimed). Two short transactions, the reads then the writes (on
+        SQLite each takes the write lock: ``tables.serialise_sqlite_writes``)."""
+        async with self.engine.connect() as conn:
             older = await _outdated(conn, now)
             due = await _due(conn, now, limit + len(older))
         outdated = {o.delivery.key for o in older}
@@ -156,19 +156,6 @@ class Ledger:
             superseded = await _supersede(conn, older, now)
             claimed = {d.key for d in await _claim_many(conn, wanted, now, lease_s)}
         return superseded, [d for d in wanted if d.key in claimed]
-
-    async def finish(
-        self,
-        d: Delivery,
-        status: Status,
-        now: float,
-        *,
-        error: str | None = None,
-        due_at: float | None = None,
-    ) -> None:
-        """Record the attempt's outcome; guarded by our own claim (attempt number)."""
-        async with self.engine.begin() as conn:
-            await _record(conn, [Outcome(d, status, now, error, due_at)])
 
     async def record(self, outcome: Outcome) -> None:
         """Record an outcome as soon as possible, together with those of the other sends

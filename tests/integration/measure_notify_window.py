@@ -19,7 +19,7 @@ from services.common.settings import Settings
 from services.notify import tables
 from services.notify.channels.email import EmailChannel
 from services.notify.grouping import Notice
-from services.notify.ledger import Ledger, enqueue
+from services.notify.ledger import Ledger, Outcome, enqueue
 from services.notify.render import Outgoing
 from services.notify.routing import FocalPoint
 from tests.factories import alert
@@ -59,7 +59,7 @@ async def main() -> None:
         for d in await ledger.due(1, limit=N):
             assert await ledger.claim(d, 1, 60)
             await channel.send(a, fp, Outgoing(d.notification))
-            await ledger.finish(d, "sent", 2)
+            await ledger.record(Outcome(d, "sent", 2))
             recorded.append(time.perf_counter())
         await engine.dispose()
     sink.stop()

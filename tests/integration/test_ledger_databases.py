@@ -31,7 +31,7 @@ async def test_a_row_is_created_once_and_claimed_by_one_sender(database_url: str
     [email, slack] = sorted(await first.due(100.0), key=lambda d: d.channel)
     assert await first.claim(email, 100.0, lease_s=60)
     assert not await second.claim(email, 100.0, lease_s=60)  # same snapshot, already taken
-    await first.finish(email, "sent", 101.0)
+    await first.record(Outcome(email, "sent", 101.0))
     assert await second.status_of(email.key) == "sent"
     # A claim whose sender died runs out with its lease; then exactly one sender retakes it.
     assert await first.claim(slack, 100.0, lease_s=60)
@@ -39,7 +39,7 @@ async def test_a_row_is_created_once_and_claimed_by_one_sender(database_url: str
     [stale] = await second.due(161.0)
     assert await second.claim(stale, 161.0, lease_s=60)
     assert not await first.claim(stale, 161.0, lease_s=60)
-    await first.finish(slack, "sent", 162.0)  # the dead sender's late write is ignored
+    await first.record(Outcome(slack, "sent", 162.0))  # the dead sender's late write is ignored
     assert await second.status_of(slack.key) == "sending"
     await engine.dispose()
     await second.engine.dispose()
