@@ -18,9 +18,8 @@ from services.classify.rules import RuleSet
 
 @dataclass(frozen=True, slots=True)
 class WindowEvent:
-    """One report counted toward one fingerprint, as persisted between batches. Slotted:
-    a cached window holds up to a day of reports, and a ``__dict__`` per event was a fifth
-    of their memory."""
+    """One report counted toward one fingerprint, as persisted between batches. Slotted,
+    since a cached window holds up to a day of reports (``python -m bench.windows``)."""
 
     fingerprint: str
     report_id: str
