@@ -36,7 +36,7 @@ CRIME = 0.2
 DISASTER = 0.1
 DOC_GENRE = 0.2
 DOCUMENT_CUES = frozenset(
-    {"commemoration", "commentary", "sport", "entertainment", "judicial", "disaster"}
+    {"commemoration", "commentary", "sport", "entertainment", "judicial", "disaster", "crime"}
 )
 """Cue kinds that can mark a whole document's genre."""
 DOC_GENRE_MIN_CUES = 2
@@ -70,6 +70,8 @@ class DocumentContext:
     sport: bool = False
     entertainment: bool = False
     judicial: bool = False
+    crime: bool = False
+    """Two distinct crime cues ("the gunman", "mass shooting"): a lone attacker's crime."""
     disaster: bool = False
     """Two distinct disaster cues ("floods", "landslides"): lowers killing, displacement and
     state forces' part only when the report names no violence (decided by the caller)."""
@@ -88,12 +90,15 @@ class DocumentContext:
             sport=many("sport"),
             entertainment=many("entertainment"),
             judicial=many("judicial"),
+            crime=many("crime"),
             disaster=many("disaster"),
         )
 
     @property
     def factor(self) -> float:
-        genre = self.commemorative or self.sport or self.entertainment or self.judicial
+        genre = (
+            self.commemorative or self.sport or self.entertainment or self.judicial or self.crime
+        )
         return DOC_GENRE if genre else 1.0
 
 

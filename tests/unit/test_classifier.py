@@ -177,6 +177,12 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "The militia commander turned army chief has died in hospital, officials said.",
         "The police officer said robbers barged into the shop, shot the shopkeeper dead and "
         "looted cash.",
+        "A powerful storm slammed into the coast, tearing roofs off buildings and killing at "
+        "least three people.",
+        "A councillor was on Sunday apprehended on hate speech allegations. He was detained "
+        "for allegedly committing the offence of ethnic contempt, contrary to Section 62(1).",
+        "A gunman who acted alone opened fire in a busy shopping mall. The eight people slain "
+        "included three children. The mass shooting ended when police shot the suspect.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -243,6 +249,12 @@ EVENTS = [
         "killing_of_civilians",
         "Militiamen killed 20 villagers in North Kivu on Monday, witnesses said. Some of them "
         "took part in the 1994 genocide.",
+    ),
+    ("attack_on_civilians_by_state_forces", "A demonstrator was shot dead by police on Monday."),
+    (
+        "armed_group_mobilisation",
+        "Five children were injured yesterday in shelling carried out by the Houthis on a "
+        "residential neighbourhood.",
     ),
 ]
 
@@ -327,6 +339,7 @@ def test_empty_and_long_reports(classifier: Classifier) -> None:
         "It was the worst massacre of civilians in the country's history, witnesses said.",
         "Militias killed 30 civilians at the UN protection of civilians site in Malakal.",
         "Security forces shot dead 20 protesters demanding independence from the country.",
+        "Mourners carried the coffins of 12 protesters shot dead by police on Monday.",
     ],
 )
 def test_look_alike_cues_do_not_silence_events(classifier: Classifier, text: str) -> None:
