@@ -9,9 +9,9 @@ Scopes, narrowest first:
   little less when it only attributes ("the UN said");
   disasters cancel killing and displacement that no violence word explains;
 - sentence, by date: a year five or more years before the report's latest year is history;
-- document: a commemoration, trial report, sports report or film review lowers every match,
-  and so does atrocity-prevention commentary that marks no event as current (decided by the
-  classifier, which knows the report's time markers).
+- document: a commemoration, trial report, crime report, sports report or film review lowers
+  every match, and so does atrocity-prevention commentary that marks no event as current
+  (decided by the classifier, which knows the report's time markers).
 """
 
 from __future__ import annotations
