@@ -183,6 +183,11 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "for allegedly committing the offence of ethnic contempt, contrary to Section 62(1).",
         "A gunman who acted alone opened fire in a busy shopping mall. The eight people slain "
         "included three children. The mass shooting ended when police shot the suspect.",
+        "Almost 250,000 people have had to flee their homes after a river flooded the town.",
+        "Voting in 2017 follows fears of a repeat of the 2007 violence which left more than "
+        "1,000 people dead. On Monday the former US president urged Kenyans to hold a peaceful "
+        "election, adding that leaders must “reject violence and incitement; respect the will "
+        "of the people”.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -251,6 +256,11 @@ EVENTS = [
         "took part in the 1994 genocide.",
     ),
     ("attack_on_civilians_by_state_forces", "A demonstrator was shot dead by police on Monday."),
+    (
+        "state_incapacity_or_request_for_help",
+        "The council's president wrote to the Secretary-General asking that the current mission "
+        "be transformed into an official U.N. peacekeeping mission.",
+    ),
     (
         "armed_group_mobilisation",
         "Five children were injured yesterday in shelling carried out by the Houthis on a "
