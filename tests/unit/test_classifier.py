@@ -285,15 +285,15 @@ def test_same_result_each_time(classifier: Classifier) -> None:
 
 DEV_FLOORS = {
     "alert_recall": 0.94,
-    "negatives_silent": 0.95,
-    "alert_f1": 0.95,
-    "indicator_micro_f1": 0.81,
-    "country_accuracy": 0.88,
+    "negatives_silent": 0.94,
+    "alert_f1": 0.94,
+    "indicator_micro_f1": 0.80,
+    "country_accuracy": 0.87,
 }
 """What the rules score on dev now, rounded down: a change that loses ground fails here.
 (The targets are judged on held-out by ``make eval``; dev is harder since its second round
-of deliberately difficult records, and its country figure fell with the sixth round's
-records whose country is hard to tell.)"""
+of deliberately difficult records, and its figures fell with the sixth and seventh rounds'
+records: countries hard to tell, the alert line, an ordinary day's feed.)"""
 
 
 def test_dev_split_holds_its_scores(classifier: Classifier) -> None:
