@@ -137,6 +137,8 @@ class _Sentence:
     hypotheticals: list[int] | None = None
     items: list[tuple[int, int]] | None = None
     """(offset, concept bits) of the sentence's phrases, for clause-scoped cues."""
+    quoted: int | None = None
+    """Where the words on a sign or in a slogan begin: what follows is the protesters'."""
 
 
 class Classifier:
@@ -212,6 +214,11 @@ class Classifier:
         self._crisis = self._bit["crisis"]
         self._combatant = self._bit["combatant_casualty"]
         self._victims = self._mask({"civilians", "protesters", "ethnic"})
+        self._harm = self._mask(
+            {"kill", "attack", "crackdown", "extrajudicial", "detain", "detain_strong",
+             "mass_kill", "sexual"}
+        )  # fmt: skip
+        self._harmed = self._mask({"state_force", "protesters", "civilians"})
 
     def _mask(self, names: frozenset[str] | set[str]) -> int:
         out = 0
@@ -291,6 +298,12 @@ class Classifier:
         doc_factor = doc.factor
         if doc.commentary and not doc_mask & (self._witnessed | self._current):
             doc_factor *= context.DOC_GENRE  # prevention commentary: no event seen or dated
+        if doc.protest and not any(
+            s.mask & self._harm and s.mask & self._harmed for s in sentences
+        ):
+            # A rally about violence elsewhere: its words name atrocities, but no sentence
+            # outside the slogans has forces, protesters or civilians attacked or arrested.
+            doc_factor *= context.DOC_GENRE
         if dated_past and not doc_mask & self._report:
             # Every year it names is long past and nothing marks an event as current
             # ("today", "on Monday", "witnesses said"): a retrospective, not news.
@@ -482,8 +495,18 @@ class Classifier:
                 if sent.hypotheticals is None:
                     sent.hypotheticals = []
                 sent.hypotheticals.append(pos)
+            if (
+                "quotation" in kinds_of_cue
+                and sent.quoted is None
+                and _quotes(text, key, edge.end() - 1)
+            ):
+                sent.quoted = pos
         sent.mask = mask
         sent.items = items
+        for sent in sentences:
+            if sent.quoted is not None:  # rare: a sign's or slogan's words end the sentence
+                sent.items = [(p, bits) for p, bits in sent.items or () if p < sent.quoted]
+                sent.mask = _or(bits for _, bits in sent.items)
         return kinds, number_words, place_hits
 
     def _scan_title(self, title: str, distinct: dict[str, set[str]]) -> None:
@@ -614,6 +637,20 @@ class Classifier:
             "confidence": round(min(0.99, 1.0 - miss), 2),
             "evidence": evidence,
         }
+
+
+_HELD = ("holding", "carried", "carrying", "held")
+_QUOTE_MARKS = frozenset("“”\"'‘’«:")
+
+
+def _quotes(text: str, phrase: str, end: int) -> bool:
+    """Whether a quotation cue opens quoted words: "signs reading" always does, "holding
+    signs" only before a quotation mark, a colon or "reading" (not in "protesters holding
+    signs were shot")."""
+    if not phrase.startswith(_HELD):
+        return True
+    after = text[end : end + 12].lstrip()
+    return after[:1] in _QUOTE_MARKS or after.lower().startswith(("reading", "saying", "that read"))
 
 
 def _or(masks: Iterable[int]) -> int:

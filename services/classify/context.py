@@ -8,10 +8,13 @@ Scopes, narrowest first:
   sentence reports an event ("witnesses said", "credible reports of", "today"), and a
   little less when it only attributes ("the UN said");
   disasters cancel killing and displacement that no violence word explains;
+- the rest of a sentence: words on signs and in slogans ("holding signs reading …") are
+  the protesters', not a report (done in classifier.py, which knows the offsets);
 - sentence, by date: a year five or more years before the report's latest year is history;
 - document: a commemoration, trial report, crime report, sports report or film review lowers
-  every match, and so does atrocity-prevention commentary that marks no event as current
-  (decided by the classifier, which knows the report's time markers).
+  every match, and so does atrocity-prevention commentary that marks no event as current,
+  and a protest about violence elsewhere in which no one is attacked or arrested (decided
+  by the classifier, which knows the report's time markers and its sentences).
 """
 
 from __future__ import annotations
@@ -36,7 +39,16 @@ CRIME = 0.2
 DISASTER = 0.1
 DOC_GENRE = 0.2
 DOCUMENT_CUES = frozenset(
-    {"commemoration", "commentary", "sport", "entertainment", "judicial", "disaster", "crime"}
+    {
+        "commemoration",
+        "commentary",
+        "sport",
+        "entertainment",
+        "judicial",
+        "disaster",
+        "crime",
+        "protest",
+    }
 )
 """Cue kinds that can mark a whole document's genre."""
 DOC_GENRE_MIN_CUES = 2
@@ -72,6 +84,10 @@ class DocumentContext:
     judicial: bool = False
     crime: bool = False
     """Two distinct crime cues ("the gunman", "mass shooting"): a lone attacker's crime."""
+    protest: bool = False
+    """Two distinct protest cues ("marched in", "in solidarity with", "consulate"): a rally
+    about violence elsewhere; lowers every match only when no sentence has anyone harmed
+    (decided by the caller)."""
     disaster: bool = False
     """Two distinct disaster cues ("floods", "landslides"): lowers killing, displacement and
     state forces' part only when the report names no violence (decided by the caller)."""
@@ -91,6 +107,7 @@ class DocumentContext:
             entertainment=many("entertainment"),
             judicial=many("judicial"),
             crime=many("crime"),
+            protest=many("protest"),
             disaster=many("disaster"),
         )
 

@@ -30,6 +30,8 @@ CUE_KINDS = (
     "judicial",
     "crime",
     "election",
+    "protest",
+    "quotation",
 )
 """Context cue kinds, each handled by context.py."""
 

@@ -188,6 +188,12 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "1,000 people dead. On Monday the former US president urged Kenyans to hold a peaceful "
         "election, adding that leaders must “reject violence and incitement; respect the will "
         "of the people”.",
+        "Tigrayans in the UK demonstrated in London against the genocide taking place in Tigray. "
+        "Eritrean opposition parties joined the protest to show their solidarity. Demonstrators "
+        "carried placards and banners with slogans: stop the war, stop raping our women.",
+        "Around 1,000 people marched in Brussels on Saturday in support of the people of North "
+        "Kivu, under siege by the M23 rebel group. The crowd gathered at the square, holding "
+        "signs reading “Stop genocide in Congo” and “We are killed for our riches”.",
     ],
 )
 def test_context_cues_keep_reports_silent(classifier: Classifier, text: str) -> None:
@@ -284,10 +290,10 @@ def test_same_result_each_time(classifier: Classifier) -> None:
 
 
 DEV_FLOORS = {
-    "alert_recall": 0.94,
-    "negatives_silent": 0.94,
-    "alert_f1": 0.94,
-    "indicator_micro_f1": 0.80,
+    "alert_recall": 0.95,
+    "negatives_silent": 0.96,
+    "alert_f1": 0.95,
+    "indicator_micro_f1": 0.81,
     "country_accuracy": 0.87,
 }
 """What the rules score on dev now, rounded down: a change that loses ground fails here.
@@ -351,6 +357,16 @@ def test_empty_and_long_reports(classifier: Classifier) -> None:
         "Militias killed 30 civilians at the UN protection of civilians site in Malakal.",
         "Security forces shot dead 20 protesters demanding independence from the country.",
         "Mourners carried the coffins of 12 protesters shot dead by police on Monday.",
+        # protests that are themselves attacked, or that report a massacre, still alert
+        "Thousands marched through the capital chanting slogans against the junta. Soldiers "
+        "opened fire on the crowd, killing 12.",
+        "Demonstrators staged a sit-in outside parliament, holding placards. Police fired tear "
+        "gas and live rounds, killing three protesters.",
+        "Protesters marched in the city in solidarity with the victims. Gunmen attacked the "
+        "march, killing five people.",
+        "Thousands marched in protest against the massacre of 50 villagers by soldiers on "
+        "Sunday, chanting slogans.",
+        "Protesters holding placards were shot dead by police as they marched in the capital.",
     ],
 )
 def test_look_alike_cues_do_not_silence_events(classifier: Classifier, text: str) -> None:
