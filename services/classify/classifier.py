@@ -296,14 +296,17 @@ class Classifier:
         scores: dict[str, list[tuple[float, int]]] = {}
         levels: dict[tuple[str, int], int] = {}  # rules that set their own severity
         doc_factor = doc.factor
+        news_factor = doc.factor_of_news  # doc_factor's other lowerings are applied below
         if doc.commentary and not doc_mask & (self._witnessed | self._current):
             doc_factor *= context.DOC_GENRE  # prevention commentary: no event seen or dated
+            news_factor *= context.DOC_GENRE
         if doc.protest and not any(
             s.mask & self._harm and s.mask & self._harmed for s in sentences
         ):
             # A rally about violence elsewhere: its words name atrocities, but no sentence
             # outside the slogans has forces, protesters or civilians attacked or arrested.
             doc_factor *= context.DOC_GENRE
+            news_factor *= context.DOC_GENRE
         if dated_past and not doc_mask & self._report:
             # Every year it names is long past and nothing marks an event as current
             # ("today", "on Monday", "witnesses said"): a retrospective, not news.
@@ -321,6 +324,7 @@ class Classifier:
             reported = bool(mask & self._report)
             attributed = bool(mask & self._attribution)
             violent = bool(mask & self._violent)
+            base = news_factor if violent and mask & self._current else doc_factor
             certain = self._certain(text, lowered, sent) if sent.hypotheticals else set()
             for ind_id, weight, level in weights:
                 if level:
@@ -328,12 +332,12 @@ class Classifier:
                 if disaster_doc and ind_id in context.DISASTER_DOCUMENT_SENSITIVE:
                     weight *= context.DISASTER
                 if not sent.cues:  # most sentences: nothing lowers the match
-                    scores.setdefault(ind_id, []).append((weight * doc_factor, idx))
+                    scores.setdefault(ind_id, []).append((weight * base, idx))
                     continue
                 cues = sent.cues
                 if ind_id in certain:
                     cues = cues - {"hypothetical"}
-                factor = doc_factor * context.sentence_factor(
+                factor = base * context.sentence_factor(
                     cues,
                     reported=reported,
                     violent=violent,

@@ -11,8 +11,8 @@ Scopes, narrowest first:
 - the rest of a sentence: words on signs and in slogans ("holding signs reading …") are
   the protesters', not a report (done in classifier.py, which knows the offsets);
 - sentence, by date: a year five or more years before the report's latest year is history;
-- document: a commemoration, trial report, crime report, sports report or film review lowers
-  every match, and so does atrocity-prevention commentary that marks no event as current,
+- document: a commemoration (except in a sentence that dates an act of violence to now),
+  trial report, crime report, sports report or film review lowers every match, and so does atrocity-prevention commentary that marks no event as current,
   and a protest about violence elsewhere in which no one is attacked or arrested (decided
   by the classifier, which knows the report's time markers and its sentences).
 """
@@ -116,6 +116,13 @@ class DocumentContext:
         genre = (
             self.commemorative or self.sport or self.entertainment or self.judicial or self.crime
         )
+        return DOC_GENRE if genre else 1.0
+
+    @property
+    def factor_of_news(self) -> float:
+        """The factor for a sentence that dates an act of violence to now: a funeral or
+        vigil for the victims of the weekend's massacre reports the massacre."""
+        genre = self.sport or self.entertainment or self.judicial or self.crime
         return DOC_GENRE if genre else 1.0
 
 

@@ -188,6 +188,9 @@ def test_ethnic_demonym_alone_makes_no_country(classifier: Classifier) -> None:
         "1,000 people dead. On Monday the former US president urged Kenyans to hold a peaceful "
         "election, adding that leaders must “reject violence and incitement; respect the will "
         "of the people”.",
+        "Today survivors gathered with candles and wreaths to remember the victims of the "
+        "massacre twenty years ago.",
+        "On Sunday, mourners lit candles at the memorial to the victims of the massacre.",
         "Tigrayans in the UK demonstrated in London against the genocide taking place in Tigray. "
         "Eritrean opposition parties joined the protest to show their solidarity. Demonstrators "
         "carried placards and banners with slogans: stop the war, stop raping our women.",
@@ -266,6 +269,23 @@ EVENTS = [
         "state_incapacity_or_request_for_help",
         "The council's president wrote to the Secretary-General asking that the current mission "
         "be transformed into an official U.N. peacekeeping mission.",
+    ),
+    (
+        "attack_on_civilians_by_state_forces",
+        "On Monday a police contingent used teargas to stop the advance of a group of "
+        "demonstrators.",
+    ),
+    (
+        "humanitarian_access_denied",
+        "Armenian authorities accused Azerbaijan of denying transport of over 400 tons of "
+        "humanitarian aid into the region.",
+    ),
+    (
+        # a funeral or vigil for the victims of a massacre dated to now reports the massacre
+        "killing_of_civilians",
+        "The government imposed a state of siege on two communities on Monday after a massacre "
+        "at the weekend that left 13 dead. The victims were buried after a vigil with candles "
+        "and flowers, and mourners laid wreaths beside the coffins.",
     ),
     (
         "armed_group_mobilisation",
