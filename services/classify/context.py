@@ -12,9 +12,10 @@ Scopes, narrowest first:
   the protesters', not a report (done in classifier.py, which knows the offsets);
 - sentence, by date: a year five or more years before the report's latest year is history;
 - document: a commemoration (except in a sentence that dates an act of violence to now),
-  trial report, crime report, sports report or film review lowers every match, and so does atrocity-prevention commentary that marks no event as current,
-  and a protest about violence elsewhere in which no one is attacked or arrested (decided
-  by the classifier, which knows the report's time markers and its sentences).
+  trial report, crime report, sports report or film review lowers every match, and so does
+  atrocity-prevention commentary that marks no event as current, and a protest about
+  violence elsewhere in which no one is attacked or arrested (decided by the classifier,
+  which knows the report's time markers and its sentences).
 """
 
 from __future__ import annotations
