@@ -281,6 +281,20 @@ EVENTS = [
         "humanitarian aid into the region.",
     ),
     (
+        "state_incapacity_or_request_for_help",
+        "“It’s a total collapse of the security forces,” said a colonel as militants took "
+        "control of the city.",
+    ),
+    (
+        "killing_of_civilians",
+        "The opposition put the death toll at hundreds. The government responded to the "
+        "protests with force, deploying military and police units.",
+    ),
+    (
+        "attack_on_civilians_by_state_forces",
+        "Security forces tortured opposition activists held in secret prisons, witnesses said.",
+    ),
+    (
         # a funeral or vigil for the victims of a massacre dated to now reports the massacre
         "killing_of_civilians",
         "The government imposed a state of siege on two communities on Monday after a massacre "
