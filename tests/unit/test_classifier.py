@@ -324,7 +324,7 @@ def test_same_result_each_time(classifier: Classifier) -> None:
 
 
 DEV_FLOORS = {
-    "alert_recall": 0.95,
+    "alert_recall": 0.94,
     "negatives_silent": 0.95,
     "alert_f1": 0.95,
     "indicator_micro_f1": 0.80,
@@ -332,8 +332,8 @@ DEV_FLOORS = {
 }
 """What the rules score on dev now, rounded down: a change that loses ground fails here.
 (The targets are judged on held-out by ``make eval``; dev is harder since its second round
-of deliberately difficult records, and its figures fell with the sixth to eighth rounds'
-records: countries hard to tell, the alert line, ordinary days' feeds.)"""
+of deliberately difficult records, and its figures fell with the sixth to ninth rounds'
+records: countries hard to tell, the alert line, ordinary days' feeds, plain reports.)"""
 
 
 def test_dev_split_holds_its_scores(classifier: Classifier) -> None:
