@@ -295,22 +295,21 @@ class Classifier:
 
         scores: dict[str, list[tuple[float, int]]] = {}
         levels: dict[tuple[str, int], int] = {}  # rules that set their own severity
-        doc_factor = doc.factor
-        news_factor = doc.factor_of_news  # doc_factor's other lowerings are applied below
+        lowered_by = 1.0  # what the report as a whole lowers, beside its genre
         if doc.commentary and not doc_mask & (self._witnessed | self._current):
-            doc_factor *= context.DOC_GENRE  # prevention commentary: no event seen or dated
-            news_factor *= context.DOC_GENRE
+            lowered_by *= context.DOC_GENRE  # prevention commentary: no event seen or dated
         if doc.protest and not any(
             s.mask & self._harm and s.mask & self._harmed for s in sentences
         ):
             # A rally about violence elsewhere: its words name atrocities, but no sentence
             # outside the slogans has forces, protesters or civilians attacked or arrested.
-            doc_factor *= context.DOC_GENRE
-            news_factor *= context.DOC_GENRE
+            lowered_by *= context.DOC_GENRE
         if dated_past and not doc_mask & self._report:
             # Every year it names is long past and nothing marks an event as current
             # ("today", "on Monday", "witnesses said"): a retrospective, not news.
-            doc_factor *= context.DOC_GENRE
+            lowered_by *= context.DOC_GENRE
+        doc_factor = doc.factor * lowered_by
+        news_factor = doc.factor_of_news * lowered_by
         disaster_doc = doc.disaster and not violent_report
         for idx, sent in enumerate(sentences):
             # The sentence's concepts minus those in a clause that a negation cue governs.
@@ -443,6 +442,7 @@ class Classifier:
         next_start = sentences[1].start if len(sentences) > 1 else len(text) + 1
         mask = 0
         items: list[tuple[int, int]] = []  # (offset, concepts), for clause-scoped cues
+        quoted: list[tuple[_Sentence, int]] = []  # where a sign's or slogan's words begin
         for edge in self._edge_pattern.finditer(subject):
             pos = edge.start()
             if pos >= next_start:
@@ -505,12 +505,12 @@ class Classifier:
                 and _quotes(text, key, edge.end() - 1)
             ):
                 sent.quoted = pos
+                quoted.append((sent, pos))
         sent.mask = mask
         sent.items = items
-        for sent in sentences:
-            if sent.quoted is not None:  # rare: a sign's or slogan's words end the sentence
-                sent.items = [(p, bits) for p, bits in sent.items or () if p < sent.quoted]
-                sent.mask = _or(bits for _, bits in sent.items)
+        for sent, at in quoted:  # rare: a sign's or slogan's words end the sentence
+            sent.items = [(p, bits) for p, bits in sent.items or () if p < at]
+            sent.mask = _or(bits for _, bits in sent.items)
         return kinds, number_words, place_hits
 
     def _scan_title(self, title: str, distinct: dict[str, set[str]]) -> None:

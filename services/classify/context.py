@@ -114,15 +114,12 @@ class DocumentContext:
 
     @property
     def factor(self) -> float:
-        genre = (
-            self.commemorative or self.sport or self.entertainment or self.judicial or self.crime
-        )
-        return DOC_GENRE if genre else 1.0
+        return DOC_GENRE if self.commemorative else self.factor_of_news
 
     @property
     def factor_of_news(self) -> float:
-        """The factor for a sentence that dates an act of violence to now: a funeral or
-        vigil for the victims of the weekend's massacre reports the massacre."""
+        """The factor for a sentence that dates an act of violence to now, which no
+        commemoration lowers: the vigil after the weekend's massacre reports the massacre."""
         genre = self.sport or self.entertainment or self.judicial or self.crime
         return DOC_GENRE if genre else 1.0
 
